@@ -1,0 +1,77 @@
+"""The base of every data module: the resumable training loader, sharded validation, the data spec."""
+
+from __future__ import annotations
+
+from abc import ABCMeta, abstractmethod
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+from torch.utils.data import DataLoader, Dataset, default_collate
+
+from mirror.config import DataConfig, MirrorConfig
+from mirror.data.sampling import StepBatchSampler, shard
+from mirror.models.protocol import DataSpec
+
+
+class MirrorDataModule(L.LightningDataModule, metaclass=ABCMeta):
+    """Subclasses provide `spec`, `train_set()`, `val_set()` and optionally `collate`.
+
+    Training items are fetched with `Draw(index, seed)` keys; validation items with plain indices.
+    """
+
+    config_class = DataConfig
+
+    def __init__(self, cfg: MirrorConfig):
+        super().__init__()
+        self.cfg = cfg
+
+    @property
+    @abstractmethod
+    def spec(self) -> DataSpec:
+        """The instruction texts and task names that the batch keys index."""
+
+    @abstractmethod
+    def train_set(self) -> Dataset:
+        """The training items, fetched with `Draw` keys."""
+
+    def val_set(self) -> Dataset | None:
+        return None
+
+    def callbacks(self) -> list[Callback]:
+        """Callbacks this data brings to training, such as rollout evaluation in its environment."""
+        return []
+
+    collate: Callable[[list[Any]], Any] = staticmethod(default_collate)
+
+    def _rank_world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def train_dataloader(self) -> DataLoader:
+        trainer, data = self.trainer, self.cfg.data
+        rank, world = self._rank_world()
+        consumed = trainer.global_step * trainer.accumulate_grad_batches if trainer is not None else 0
+        dataset = self.train_set()
+        sampler = StepBatchSampler(len(dataset), data.batch_size, self.cfg.seed, rank, world, consumed)
+        return DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            num_workers=data.num_workers,
+            collate_fn=self.collate,
+            persistent_workers=data.num_workers > 0,
+        )
+
+    def val_dataloader(self) -> DataLoader | list:
+        dataset = self.val_set()
+        if dataset is None:
+            return []
+        rank, world = self._rank_world()
+        return DataLoader(
+            dataset,
+            batch_size=self.cfg.data.val_batch_size,
+            sampler=shard(len(dataset), rank, world),
+            num_workers=self.cfg.data.num_workers,
+            collate_fn=self.collate,
+        )

@@ -1,0 +1,1 @@
+"""Models: action understanding (U) and embodied execution (E), joined through `protocol`."""

@@ -1,0 +1,56 @@
+"""The small contract between MirrorModule and any understanding model U or execution model E.
+
+A branch is an `nn.Module` with:
+- `config_class`: its config dataclass (subclass of `UnderstandingConfig` or `ExecutionConfig`);
+- `__init__(cfg, spec: DataSpec)`: built from its config section and the data's instruction/task lists;
+- `feature_dim: int`: the width of the feature it offers for alignment (u for U, e for E);
+- `forward(inputs, task: bool) -> BranchOutput`: always the feature; with `task`, also its task loss and
+  metrics (U skips its task loss on the steps where understanding does not train);
+- optionally `param_groups() -> list[ParamGroup]` for learning rates relative to the branch's `lr`.
+
+A batch from a data module is a dict: `understanding` and `execution` (each branch's inputs, row i of one
+paired with row i of the other) and `keys`, a dict of int tensors `episode`, `instruction` and `task`
+(indices into `DataSpec`) from which the alignment picks its positives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+from torch import Tensor, nn
+
+
+@dataclass
+class DataSpec:
+    """What models may know of the data: instruction texts and task names, indexed by the batch keys."""
+
+    instructions: list[str]
+    tasks: list[str]
+
+
+@dataclass
+class BranchOutput:
+    feature: Tensor  # (B, feature_dim)
+    loss: Tensor | None = None  # the branch's task loss, when asked for
+    metrics: dict[str, Tensor] = field(default_factory=dict)
+
+
+class ParamGroup(NamedTuple):
+    name: str
+    params: list[nn.Parameter]
+    lr_scale: float  # multiplies the branch's lr (e.g. ViCLIP's text tower at 0.05)
+
+
+@runtime_checkable
+class Branch(Protocol):
+    feature_dim: int
+
+    def __call__(self, inputs: Any, task: bool) -> BranchOutput: ...
+
+
+def param_groups(model: nn.Module) -> list[ParamGroup]:
+    """The model's own groups when it defines them, else one group of all trainable parameters."""
+    if hasattr(model, "param_groups"):
+        return model.param_groups()
+    return [ParamGroup("all", [p for p in model.parameters() if p.requires_grad], 1.0)]

@@ -1,0 +1,1 @@
+"""Training: the joint LightningModule, optimisers, the trainer and the run directory."""

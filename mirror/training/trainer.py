@@ -1,0 +1,72 @@
+"""The Lightning Trainer of a run: devices, nodes, DDP, precision, checkpoints, validation cadence."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import Logger
+from lightning.pytorch.plugins.environments import SLURMEnvironment
+from lightning.pytorch.strategies import DDPStrategy
+
+from mirror.config import MirrorConfig
+
+
+def find_unused_parameters(cfg: MirrorConfig) -> bool:
+    """DDP must expect idle parameters whenever a branch runs without its task loss on some steps."""
+    if cfg.trainer.find_unused_parameters is not None:
+        return cfg.trainer.find_unused_parameters
+    u_idle = cfg.understanding.weight == 0 or cfg.understanding.fraction < 1
+    return u_idle or cfg.execution.weight == 0
+
+
+def build_strategy(cfg: MirrorConfig):
+    t = cfg.trainer
+    several = t.devices != 1 or t.num_nodes > 1
+    if t.strategy == "ddp" or (t.strategy == "auto" and several):
+        return DDPStrategy(
+            timeout=timedelta(minutes=t.ddp_timeout_min), find_unused_parameters=find_unused_parameters(cfg)
+        )
+    return t.strategy
+
+
+def build_trainer(
+    cfg: MirrorConfig, run_dir: Path, logger: Logger | bool, callbacks: Sequence[Callback] = ()
+) -> L.Trainer:
+    t = cfg.trainer
+    checkpoints = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        filename="step{step:07d}",
+        auto_insert_metric_name=False,
+        every_n_train_steps=t.ckpt_every,
+        save_top_k=-1,
+        save_last=True,
+    )
+    validate = t.val_every > 0
+    plugins = [SLURMEnvironment(auto_requeue=t.slurm_requeue)] if SLURMEnvironment.detect() else None
+    return L.Trainer(
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=build_strategy(cfg),
+        precision=t.precision,
+        gradient_clip_val=t.gradient_clip_val or None,
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        max_steps=t.max_steps,
+        max_epochs=-1,
+        val_check_interval=t.val_every * t.accumulate_grad_batches if validate else None,
+        check_val_every_n_epoch=None,
+        limit_val_batches=None if validate else 0,
+        num_sanity_val_steps=t.sanity_val_steps if validate else 0,
+        log_every_n_steps=t.log_every,
+        enable_progress_bar=t.progress_bar,
+        enable_model_summary=True,
+        logger=logger,
+        callbacks=[checkpoints, *([LearningRateMonitor(logging_interval="step")] if logger else []), *callbacks],
+        default_root_dir=run_dir,
+        use_distributed_sampler=False,
+        plugins=plugins,
+    )

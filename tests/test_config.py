@@ -1,0 +1,79 @@
+"""Config merging (defaults <- experiment file <- command line) and its one-line errors."""
+
+import subprocess
+import sys
+
+import pytest
+
+from mirror.config import Positives, load_config
+from mirror.errors import ConfigError
+from tests.conftest import ROOT, TOY
+
+
+def test_layers_merge_in_order(tmp_path):
+    child = tmp_path / "child.yaml"
+    child.write_text(f"base: {TOY}\nalign:\n  tau: 0.3\ntrainer:\n  max_steps: 5\n")
+    cfg = load_config(child, ["trainer.max_steps=7", "align.positives=task", "seed=3"])
+    assert cfg.align.tau == 0.3  # experiment file over the base file
+    assert cfg.trainer.max_steps == 7  # command line over the file
+    assert cfg.align.positives is Positives.task and cfg.seed == 3
+    assert cfg.data.batch_size == 16 and cfg.data.size == 256  # base file and the data's own defaults
+    assert cfg.align.dim == 32 and cfg.align.weight == 0.5
+    assert cfg.run.name == f"{tmp_path.name}-child"
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["align.tua=0.2"], "unknown key 'align.tua' (did you mean 'align.tau'?)"),
+        (["trainer.devise=2"], "unknown key 'trainer.devise' (did you mean 'trainer.devices'?)"),
+        (["understanding.widht=8"], "unknown key 'understanding.widht' (did you mean 'understanding.width'?)"),
+        (["align.tau=abc"], "bad value for 'align.tau'"),
+        (["trainer.devices=two"], "bad value for 'trainer.devices'"),
+        (["align.positives=scene"], "bad value for 'align.positives'"),
+        (["align.tau=-1"], "bad value for 'align.tau': must be > 0"),
+        (["understanding.fraction=0"], "bad value for 'understanding.fraction'"),
+        (["seed"], "'seed' is not KEY=VALUE"),
+        (["execution.name=tests.toy:Nope"], "module 'tests.toy' has no 'Nope'"),
+        (["data.name=babyia"], "unknown data 'babyia'"),
+    ],
+)
+def test_bad_overrides_exit_2_with_one_line(cli, overrides, message):
+    code, out, err = cli("train", TOY, *overrides)
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_unknown_key_in_file_names_the_file(cli, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"base: {TOY}\noptim:\n  warmup: 10\n")
+    code, _, err = cli("train", str(bad))
+    assert code == 2
+    assert str(bad) in err and "unknown key 'optim.warmup' (did you mean 'optim.warmup_steps'?)" in err
+
+
+def test_missing_file_and_bad_yaml(cli, tmp_path):
+    code, _, err = cli("train", str(tmp_path / "nope.yaml"))
+    assert code == 2 and "config file not found" in err and "nope.yaml" in err
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("align: {tau: 0.1\n")
+    code, _, err = cli("train", str(broken))
+    assert code == 2 and "invalid YAML" in err and "broken.yaml" in err
+
+
+def test_missing_model_name(tmp_path):
+    cfg = tmp_path / "noname.yaml"
+    cfg.write_text("data:\n  name: tests.toy:ToyData\nexecution:\n  name: tests.toy:ToyExecution\n")
+    with pytest.raises(ConfigError, match="missing value for 'understanding.name'"):
+        load_config(cfg)
+
+
+def test_console_script_exit_code_without_traceback():
+    proc = subprocess.run(
+        [sys.executable, "-m", "mirror", "train", TOY, "align.tua=0.2"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "mirror train: error: command line: unknown key 'align.tua' (did you mean 'align.tau'?)"
+    )

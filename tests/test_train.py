@@ -1,0 +1,143 @@
+"""Tiny `mirror train` runs of the toy U and E: outputs, W&B offline, resume, NaN stop, eval, DDP."""
+
+import csv
+import subprocess
+import sys
+
+import lightning as L
+import torch
+import yaml
+
+from mirror.config import load_config
+from mirror.training.checkpoint import read_checkpoint
+from mirror.training.run import train
+from tests.conftest import ROOT, TOY
+
+
+def test_train_writes_checkpoints_config_and_offline_wandb(cli, tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    code, out, err = cli("train", TOY, f"run.root={tmp_path}", "run.name=e2e", "logger=wandb", "align.tau=0.2")
+    assert code == 0, err
+    run = tmp_path / "e2e"
+    ckpts = sorted(p.name for p in (run / "checkpoints").glob("*.ckpt"))
+    assert ckpts == ["last.ckpt", "step0000004.ckpt", "step0000008.ckpt"]
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["align"]["tau"] == 0.2 and saved["logger"] == "wandb" and saved["run"]["name"] == "e2e"
+    run_id = (run / "wandb_id").read_text().strip()
+    offline = list((run / "wandb").glob(f"offline-run-*-{run_id}"))
+    assert offline, "W&B should have written an offline run"
+    ckpt = read_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert ckpt["global_step"] == 8
+    assert ckpt["hyper_parameters"]["config"]["align"]["tau"] == 0.2
+
+
+def metric_rows(run):
+    """Rows of every CSV log of a run (one version folder per start)."""
+    return [row for path in sorted(run.glob("csv/version_*/metrics.csv")) for row in csv.DictReader(open(path))]
+
+
+def test_metrics_are_logged_per_branch(tmp_path):
+    cfg = load_config(TOY, [f"run.root={tmp_path}", "run.name=m"])
+    train(cfg)
+    rows = metric_rows(tmp_path / "m")
+    au_steps = sorted({int(r["step"]) for r in rows if r.get("train/loss_au")})
+    ee_steps = sorted({int(r["step"]) for r in rows if r.get("train/loss_ee")})
+    assert ee_steps == list(range(8))
+    assert au_steps == [0, 2, 4, 6]  # understanding.fraction 0.5, decided from global_step
+    val = [r for r in rows if r.get("val/align/recall1")]
+    assert len(val) == 2 and all(r["val/align/recall1_chance"] for r in val)
+    assert any(r.get("lr-AdamW/understanding/text") for r in rows)
+
+
+class StopAt(L.Callback):
+    """Stops training after `step` optimiser steps, like a job killed right after a checkpoint."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.global_step >= self.step:
+            trainer.should_stop = True
+
+
+def final_state(run):
+    return read_checkpoint(run / "checkpoints" / "step0000008.ckpt")
+
+
+def test_resume_matches_uninterrupted_run(tmp_path):
+    common = [f"run.root={tmp_path}", "execution.dropout=0.3", "trainer.val_every=3", "data.num_workers=0"]
+    train(load_config(TOY, common + ["run.name=full"]))
+    train(load_config(TOY, common + ["run.name=cut"]), callbacks=[StopAt(4)])
+    assert not (tmp_path / "cut" / "checkpoints" / "step0000008.ckpt").exists()
+    train(load_config(TOY, common + ["run.name=cut", "resume=auto"]))
+    full, cut = final_state(tmp_path / "full"), final_state(tmp_path / "cut")
+    assert full["global_step"] == cut["global_step"] == 8
+    for name, value in full["state_dict"].items():
+        assert torch.equal(value, cut["state_dict"][name]), name
+    states = full["optimizer_states"][0]["state"], cut["optimizer_states"][0]["state"]
+    for a, b in zip(states[0].values(), states[1].values(), strict=True):
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_run_directory_is_not_overwritten_without_resume(cli, tmp_path):
+    assert cli("train", TOY, f"run.root={tmp_path}", "run.name=once")[0] == 0
+    before = (tmp_path / "once" / "checkpoints" / "last.ckpt").stat().st_mtime_ns
+    code, _, err = cli("train", TOY, f"run.root={tmp_path}", "run.name=once")
+    assert code == 2 and "already holds checkpoints; add resume=auto" in err
+    assert (tmp_path / "once" / "checkpoints" / "last.ckpt").stat().st_mtime_ns == before
+    code, _, err = cli("train", TOY, f"run.root={tmp_path}", "run.name=other", "resume=/no/such.ckpt")
+    assert code == 2 and "checkpoint not found: /no/such.ckpt" in err
+
+
+def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(cli, tmp_path):
+    code, _, err = cli("train", TOY, f"run.root={tmp_path}", "run.name=nan", "execution.nan_after=5")
+    assert code == 1
+    assert "loss is nan at step 5" in err
+    assert f"last good checkpoint: {tmp_path / 'nan' / 'checkpoints' / 'step0000004.ckpt'}" in err
+    kept = read_checkpoint(tmp_path / "nan" / "checkpoints" / "step0000004.ckpt")
+    assert kept["global_step"] == 4
+    assert all(torch.isfinite(v).all() for v in kept["state_dict"].values())
+    assert not (tmp_path / "nan" / "checkpoints" / "step0000008.ckpt").exists()
+
+
+def test_alignment_off_is_the_baseline_through_the_same_module(tmp_path):
+    train(load_config(TOY, [f"run.root={tmp_path}", "run.name=base", "align.weight=0"]))
+    state = final_state(tmp_path / "base")["state_dict"]
+    assert not any(k.startswith("alignment.") for k in state)
+    assert any(k.startswith("understanding.") for k in state) and any(k.startswith("execution.") for k in state)
+
+
+def test_eval_reports_validation_metrics(cli, tmp_path):
+    assert cli("train", TOY, f"run.root={tmp_path}", "run.name=ev")[0] == 0
+    code, out, err = cli("eval", "--ckpt", str(tmp_path / "ev" / "checkpoints" / "last.ckpt"))
+    assert code == 0, err
+    assert "val/align/recall1" in out and "val/u/acc" in out
+    assert (tmp_path / "ev" / "eval" / "last.json").is_file()
+    code, _, err = cli("eval", "--ckpt", str(tmp_path / "missing.ckpt"))
+    assert code == 1 and "checkpoint not found" in err
+
+
+def test_training_reduces_the_losses(tmp_path):
+    cfg = load_config(TOY, [f"run.root={tmp_path}", "run.name=long", "trainer.max_steps=120",
+                            "trainer.ckpt_every=120", "trainer.val_every=0", "understanding.fraction=1",
+                            "execution.lr=5e-3", "understanding.lr=5e-3", "align.lr=5e-3"])
+    train(cfg)
+    rows = [r for r in metric_rows(tmp_path / "long") if r.get("train/loss")]
+    first, last = rows[:10], rows[-10:]
+    for key in ("train/loss_au", "train/loss_ee", "train/loss_align"):
+        before = sum(float(r[key]) for r in first) / 10
+        after = sum(float(r[key]) for r in last) / 10
+        assert after < 0.7 * before, key
+
+
+def test_two_process_ddp_run_on_cpu(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "mirror", "train", TOY, f"run.root={tmp_path}", "run.name=ddp",
+         "trainer.devices=2", "trainer.accelerator=cpu"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = read_checkpoint(tmp_path / "ddp" / "checkpoints" / "last.ckpt")
+    assert ckpt["global_step"] == 8
+    assert ckpt["rng"]["cpu"].shape[0] == 2  # both ranks' generators saved
