@@ -1,4 +1,4 @@
-"""The `mirror` command: train, eval, probe and demos.
+"""The `mirror` command: train, eval, probe, report and demos.
 
 Errors the user can act on print one line and exit non-zero (2 for a bad config, 1 otherwise).
 """
@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Sequence
 
 from mirror.errors import MirrorError
+from mirror.probe.cli import add_arguments as add_probe_arguments
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -25,11 +26,32 @@ def _train(args: argparse.Namespace) -> None:
 def _eval(args: argparse.Namespace) -> None:
     from mirror.training.evaluate import evaluate
 
-    metrics, out = evaluate(args.ckpt, args.overrides)
+    overrides = list(args.overrides)
+    config = args.config
+    if config is not None and "=" in config:
+        overrides.insert(0, config)
+        config = None
+    metrics, out = evaluate(args.ckpt, overrides, config)
     width = max(map(len, metrics), default=0)
     for key, value in sorted(metrics.items()):
         print(f"{key:<{width}}  {value:.4f}")
     print(f"written: {out}")
+
+
+def _probe(args: argparse.Namespace) -> None:
+    from mirror.probe.cli import run
+
+    run(args)
+
+
+def _report(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from mirror.training.compare import report
+
+    path = report(args.runs, Path(args.out))
+    print(path.read_text())
+    print(f"written: {path}")
 
 
 def _demos(args: argparse.Namespace) -> None:
@@ -47,10 +69,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. trainer.devices=2 align.tau=0.2")
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("eval", help="evaluate a checkpoint on its run's held-out data")
-    p.add_argument("--ckpt", required=True, help="checkpoint written by `mirror train`")
+    p = sub.add_parser("eval", help="evaluate a checkpoint (or a config's models zero-shot) on held-out data")
+    p.add_argument("config", nargs="?", help="experiment config, to evaluate its models without training")
+    p.add_argument("--ckpt", help="checkpoint written by `mirror train`")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="changes to the saved config")
     p.set_defaults(func=_eval)
+
+    p = sub.add_parser("probe", help="measure how two models' representations align (paper Sec. 2)")
+    add_probe_arguments(p)
+    p.set_defaults(func=_probe)
+
+    p = sub.add_parser("report", help="finished runs side by side (mean +- std over seeds)")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", default="runs/report", help="folder for comparison.md and the charts")
+    p.set_defaults(func=_report)
 
     p = sub.add_parser("demos", help="generate or preprocess demonstrations")
     p.add_argument("source", help="babyai or rlbench")

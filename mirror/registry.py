@@ -14,9 +14,9 @@ import sys
 from mirror.errors import ConfigError
 
 BUILTIN: dict[str, dict[str, str]] = {
-    "understanding": {},
-    "execution": {},
-    "data": {},
+    "understanding": {"viclip": "mirror.models.understanding.viclip:ViCLIP"},
+    "execution": {"babyai_agent": "mirror.models.execution.babyai_agent:BabyAIAgent"},
+    "data": {"babyai": "mirror.data.babyai.datamodule:BabyAIData"},
 }
 
 

@@ -141,3 +141,16 @@ def test_two_process_ddp_run_on_cpu(tmp_path):
     ckpt = read_checkpoint(tmp_path / "ddp" / "checkpoints" / "last.ckpt")
     assert ckpt["global_step"] == 8
     assert ckpt["rng"]["cpu"].shape[0] == 2  # both ranks' generators saved
+
+
+def test_zero_shot_eval_of_a_config(cli, tmp_path):
+    code, out, err = cli("eval", TOY, f"run.root={tmp_path}", "run.name=zs")
+    assert code == 0, err
+    assert "val/u/acc" in out and (tmp_path / "zs" / "eval" / "zero_shot.json").is_file()
+
+
+def test_last_step_is_checkpointed_when_not_a_multiple_of_ckpt_every(tmp_path):
+    train(load_config(TOY, [f"run.root={tmp_path}", "run.name=odd", "trainer.max_steps=6", "trainer.val_every=0"]))
+    folder = tmp_path / "odd" / "checkpoints"
+    assert sorted(p.name for p in folder.glob("*.ckpt")) == ["last.ckpt", "step0000004.ckpt", "step0000006.ckpt"]
+    assert read_checkpoint(folder / "last.ckpt")["global_step"] == 6

@@ -147,6 +147,7 @@ def check(cfg: MirrorConfig) -> None:
         ("align.tau", cfg.align.tau > 0, "must be > 0"),
         ("align.dim", cfg.align.dim > 0, "must be > 0"),
         ("align.weight", cfg.align.weight >= 0, "must be >= 0"),
+        ("align.warmup_steps", cfg.align.warmup_steps >= 0, "must be >= 0"),
         ("understanding.weight", cfg.understanding.weight >= 0, "must be >= 0"),
         ("execution.weight", cfg.execution.weight >= 0, "must be >= 0"),
         ("understanding.fraction", 0 < cfg.understanding.fraction <= 1, "must be in (0, 1]"),

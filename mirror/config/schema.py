@@ -78,6 +78,7 @@ class AlignConfig:
     tau: float = 0.1
     positives: Positives = Positives.instruction
     weight: float = 0.5  # lambda_align; 0 is the separate-training baseline
+    warmup_steps: int = 0  # lambda_align ramps up linearly from 0 over these steps
     lr: float = 1e-4
 
 

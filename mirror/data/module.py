@@ -11,12 +11,13 @@ from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from mirror.config import DataConfig, MirrorConfig
-from mirror.data.sampling import StepBatchSampler, shard
+from mirror.data.sampling import Draw, StepBatchSampler, shard
+from mirror.errors import MirrorError
 from mirror.models.protocol import DataSpec
 
 
 class MirrorDataModule(L.LightningDataModule, metaclass=ABCMeta):
-    """Subclasses provide `spec`, `train_set()`, `val_set()` and optionally `collate`.
+    """Subclasses provide `spec`, `train_set()`, `val_set()` and optionally `collate` / `val_collate`.
 
     Training items are fetched with `Draw(index, seed)` keys; validation items with plain indices.
     """
@@ -43,7 +44,8 @@ class MirrorDataModule(L.LightningDataModule, metaclass=ABCMeta):
         """Callbacks this data brings to training, such as rollout evaluation in its environment."""
         return []
 
-    collate: Callable[[list[Any]], Any] = staticmethod(default_collate)
+    collate: Callable[[list[Any]], Any] = staticmethod(default_collate)  # training batches
+    val_collate: Callable[[list[Any]], Any] = staticmethod(default_collate)  # validation batches
 
     def _rank_world(self) -> tuple[int, int]:
         trainer = self.trainer
@@ -63,6 +65,16 @@ class MirrorDataModule(L.LightningDataModule, metaclass=ABCMeta):
             persistent_workers=data.num_workers > 0,
         )
 
+    def feature_loader(self, split: str) -> DataLoader:
+        """Every item of a split in order and unsharded, for feature extraction (probing). Training items
+        come with fixed `Draw` keys, so partners follow the positive rule and are the same every time."""
+        dataset = self.train_set() if split == "train" else self.val_set()
+        if dataset is None:
+            raise MirrorError(f"data '{self.cfg.data.name}' has no {split} split")
+        keys = [Draw(i, (self.cfg.seed, 0, i)) for i in range(len(dataset))] if split == "train" else None
+        return DataLoader(dataset, batch_size=self.cfg.data.val_batch_size, sampler=keys,
+                          num_workers=self.cfg.data.num_workers, collate_fn=self.val_collate)
+
     def val_dataloader(self) -> DataLoader | list:
         dataset = self.val_set()
         if dataset is None:
@@ -73,5 +85,5 @@ class MirrorDataModule(L.LightningDataModule, metaclass=ABCMeta):
             batch_size=self.cfg.data.val_batch_size,
             sampler=shard(len(dataset), rank, world),
             num_workers=self.cfg.data.num_workers,
-            collate_fn=self.collate,
+            collate_fn=self.val_collate,
         )

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from mirror.errors import ConfigError
 
-SOURCES: dict[str, str] = {}
+SOURCES: dict[str, str] = {"babyai": "mirror.data.babyai.demos:main"}
 
 
 def run_source(name: str, argv: Sequence[str]) -> None:

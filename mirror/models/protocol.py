@@ -10,7 +10,9 @@ A branch is an `nn.Module` with:
 
 A batch from a data module is a dict: `understanding` and `execution` (each branch's inputs, row i of one
 paired with row i of the other) and `keys`, a dict of int tensors `episode`, `instruction` and `task`
-(indices into `DataSpec`) from which the alignment picks its positives.
+(indices into `DataSpec`) of the pairs, from which the alignment picks its positives. `execution` may
+carry more rows than there are pairs (after them): they train only its task loss, which lets a cheap
+execution model see more data per step than an expensive understanding model.
 """
 
 from __future__ import annotations

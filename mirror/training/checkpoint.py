@@ -43,3 +43,18 @@ def load_module(
         kind = "missing" if result.missing_keys else "unexpected"
         raise MirrorError(f"{path}: weights do not fit the config ({kind} key '{bad}')")
     return cfg, datamodule, module
+
+
+def load_branch(module: MirrorModule, kind: str, path: str | Path) -> None:
+    """Load one branch (`understanding` or `execution`) from a `mirror train` checkpoint into `module`."""
+    state = read_checkpoint(path).get("state_dict", {})
+    prefix = f"{kind}."
+    part = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    branch = getattr(module, kind)
+    if not part or branch is None:
+        raise MirrorError(f"{path}: holds no '{kind}' weights")
+    result = branch.load_state_dict(part, strict=False)
+    bad = result.missing_keys or result.unexpected_keys
+    if bad:
+        kind_of = "missing" if result.missing_keys else "unexpected"
+        raise MirrorError(f"{path}: '{kind}' weights do not fit the config ({kind_of} key '{bad[0]}')")

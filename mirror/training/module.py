@@ -65,7 +65,14 @@ class MirrorModule(L.LightningModule):
         f = self._fraction
         return (step * f.numerator) // f.denominator != ((step - 1) * f.numerator) // f.denominator
 
-    def _run(self, batch: dict, u_task: bool, e_task: bool, distributed: bool):
+    def align_weight(self, step: int | None) -> float:
+        """lambda_align, ramped up linearly over `align.warmup_steps` (models trained from scratch need
+        features worth aligning first; the paper starts from pretrained ones). `None`: evaluation."""
+        warmup = self.cfg.align.warmup_steps
+        ramp = 1.0 if step is None or warmup == 0 else min(1.0, step / warmup)
+        return self.cfg.align.weight * ramp
+
+    def _run(self, batch: dict, u_task: bool, e_task: bool, distributed: bool, step: int | None = None):
         """Forward both branches and the alignment; returns weighted loss terms, metrics, aligned features."""
         cfg, align_on = self.cfg, self.alignment is not None
         out_u: BranchOutput | None = None
@@ -85,8 +92,9 @@ class MirrorModule(L.LightningModule):
         aligned = None
         if align_on:
             keys = batch["keys"][cfg.align.positives.value]
-            aligned = self.alignment(out_u.feature, out_e.feature, keys, distributed)
-            terms["align"] = (cfg.align.weight, aligned.loss)
+            pairs = len(keys)  # execution may carry extra unpaired rows after the pairs, for its own loss
+            aligned = self.alignment(out_u.feature[:pairs], out_e.feature[:pairs], keys, distributed)
+            terms["align"] = (self.align_weight(step), aligned.loss)
             metrics.update({"align/hit_ue": aligned.hit_ue, "align/hit_eu": aligned.hit_eu})
         return terms, metrics, aligned
 
@@ -94,7 +102,7 @@ class MirrorModule(L.LightningModule):
         """The weighted loss of one training step and the values to log (None when nothing trains)."""
         u_task = self.understanding is not None and self.cfg.understanding.weight > 0
         u_task = u_task and self.understanding_trains(step)
-        terms, metrics, _ = self._run(batch, u_task, self.cfg.execution.weight > 0, distributed=True)
+        terms, metrics, _ = self._run(batch, u_task, self.cfg.execution.weight > 0, distributed=True, step=step)
         if not terms:
             return None, {}
         loss = sum(w * term for w, term in terms.values())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -13,6 +14,19 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.strategies import DDPStrategy
 
 from mirror.config import MirrorConfig
+
+
+class FinalCheckpoint(Callback):
+    """Also checkpoint the last step when it is not a multiple of `trainer.ckpt_every` (and point last.ckpt at it)."""
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        folder = Path(trainer.checkpoint_callback.dirpath)
+        path = folder / f"step{trainer.global_step:07d}.ckpt"
+        if path.exists():
+            return
+        trainer.save_checkpoint(path)
+        if trainer.is_global_zero:
+            shutil.copyfile(path, folder / "last.ckpt")
 
 
 def find_unused_parameters(cfg: MirrorConfig) -> bool:
@@ -65,7 +79,10 @@ def build_trainer(
         enable_progress_bar=t.progress_bar,
         enable_model_summary=True,
         logger=logger,
-        callbacks=[checkpoints, *([LearningRateMonitor(logging_interval="step")] if logger else []), *callbacks],
+        callbacks=[
+            checkpoints, FinalCheckpoint(), *([LearningRateMonitor(logging_interval="step")] if logger else []),
+            *callbacks,
+        ],
         default_root_dir=run_dir,
         use_distributed_sampler=False,
         plugins=plugins,

@@ -1,0 +1,113 @@
+"""BabyAI rollouts of the execution model in worker processes, many environments stepped in lockstep.
+
+Rollout episode i of a level uses the seed `episode_seed(demo_seed, "rollout", i)`: layouts never seen in
+the demonstrations, the same at every evaluation. Any execution model with `tokenize` and `act` works.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict
+
+import numpy as np
+import torch
+
+from mirror.config import MirrorConfig, config_from_dict, to_dict
+from mirror.data.babyai.demos import episode_seed
+from mirror.envs import babyai
+from mirror.envs.workers import JobError, RolloutPool
+from mirror.models.protocol import DataSpec
+from mirror.training.rollouts import EpisodeResult
+
+EPISODES_PER_JOB = 25
+
+
+def pack_policy(cfg: MirrorConfig, spec: DataSpec, execution: torch.nn.Module) -> bytes:
+    """Config, data spec and the execution model's weights as bytes for the workers."""
+    state = {k: v.detach().cpu() for k, v in execution.state_dict().items()}
+    buffer = io.BytesIO()
+    torch.save({"config": to_dict(cfg), "spec": asdict(spec), "state": state}, buffer)
+    return buffer.getvalue()
+
+
+def load_policy(payload: bytes) -> torch.nn.Module:
+    """Worker side: rebuild the execution model from `pack_policy` bytes (read with `weights_only`)."""
+    from mirror.training.module import build_branch
+
+    torch.set_num_threads(1)
+    data = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    cfg = config_from_dict(data["config"])
+    model = build_branch("execution", cfg.execution, DataSpec(**data["spec"]))
+    model.load_state_dict(data["state"])
+    return model.eval()
+
+
+def run_episodes(model: torch.nn.Module, job: tuple) -> list[EpisodeResult]:
+    """Roll out one job's episodes together: (levels, episode indices, seeds, greedy). Sampled actions
+    use a generator seeded by the episode seeds, so an evaluation is reproducible."""
+    levels, indices, seeds, greedy = job
+    generator = torch.Generator().manual_seed(seeds[0])
+    envs = [babyai.make(level) for level in levels]
+    obs = [babyai.reset(env, seed) for env, seed in zip(envs, seeds, strict=True)]
+    tokens = model.tokenize([o["mission"] for o in obs])
+    done = np.zeros(len(envs), dtype=bool)
+    success = np.zeros(len(envs), dtype=bool)
+    reward = np.zeros(len(envs))
+    length = np.zeros(len(envs), dtype=int)
+    state = None
+    while not done.all():
+        images = torch.from_numpy(np.stack([o["image"] for o in obs]))
+        directions = torch.tensor([o["direction"] for o in obs])
+        actions, state = model.act(tokens, images, directions, state, None if greedy else generator)
+        for i, env in enumerate(envs):
+            if done[i]:
+                continue
+            obs[i], r, terminated, truncated, _ = env.step(int(actions[i]))
+            length[i] += 1
+            if terminated or truncated:
+                done[i], reward[i], success[i] = True, r, terminated and r > 0
+    for env in envs:
+        env.close()
+    return [
+        EpisodeResult(level, index, bool(success[i]), float(reward[i]), int(length[i]))
+        for i, (level, index) in enumerate(zip(levels, indices, strict=True))
+    ]
+
+
+class BabyAIRollouts:
+    """The rollout runner of the BabyAI data: which episodes, run by a pool of worker processes."""
+
+    def __init__(self, cfg: MirrorConfig, spec: DataSpec):
+        self.cfg, self.spec = cfg, spec
+        self.tasks = list(cfg.data.levels)
+        self.pool: RolloutPool | None = None
+
+    def episodes(self, final: bool) -> list[tuple[str, int]]:
+        n = self.cfg.data.final_rollout_episodes if final else self.cfg.data.rollout_episodes
+        return [(level, i) for level in self.tasks for i in range(n)]
+
+    def run(self, module: torch.nn.Module, episodes: list[tuple[str, int]]) -> list[EpisodeResult]:
+        if not episodes:
+            return []
+        if self.pool is None:
+            self.pool = RolloutPool(self.cfg.data.rollout_workers, load_policy, run_episodes)
+        seed = self.cfg.data.demo_seed
+        jobs = []
+        for start in range(0, len(episodes), EPISODES_PER_JOB):
+            chunk = episodes[start : start + EPISODES_PER_JOB]
+            jobs.append(([lvl for lvl, _ in chunk], [i for _, i in chunk],
+                         [episode_seed(seed, "rollout", i) for _, i in chunk], self.cfg.data.rollout_greedy))
+        outcomes = self.pool.map(pack_policy(self.cfg, self.spec, module.execution), jobs)
+        results = []
+        for (levels, indices, *_), outcome in zip(jobs, outcomes, strict=True):
+            if isinstance(outcome, JobError):
+                pairs = zip(levels, indices, strict=True)
+                results += [EpisodeResult(lvl, i, False, 0.0, 0, outcome.kind) for lvl, i in pairs]
+            else:
+                results += outcome
+        return results
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None

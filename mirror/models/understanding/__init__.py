@@ -1,0 +1,1 @@
+"""Action understanding (U): ViCLIP, a video-text CLIP that recognises instructions from clips."""

@@ -1,0 +1,72 @@
+"""Figures people would rather see than read, saved as PNG (and logged to W&B by the caller)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def bar_chart(values: dict[str, float], path: Path, title: str, ylabel: str, errors: dict[str, float] | None = None,
+              limit: tuple[float, float] | None = (0, 100)) -> Path:
+    """One bar per key (e.g. success rate per task), with optional error bars."""
+    names = list(values)
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(names) + 2), 3.6))
+    err = [errors[n] for n in names] if errors else None
+    ax.bar(range(len(names)), [values[n] for n in names], yerr=err, capsize=3, color="#4C72B0")
+    tilt = len(names) > 4
+    ax.set_xticks(range(len(names)), names, rotation=45 if tilt else 0, ha="right" if tilt else "center")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if limit:
+        ax.set_ylim(*limit)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def scatter_2d(points: np.ndarray, colours: Sequence[int], markers: Sequence[str], path: Path, title: str,
+               marker_labels: dict[str, str]) -> Path:
+    """2-D embedding (e.g. t-SNE) with colour = class and marker = source."""
+    fig, ax = plt.subplots(figsize=(6.5, 6))
+    colours, markers = np.asarray(colours), np.asarray(markers)
+    cmap = plt.get_cmap("tab20", max(2, int(colours.max()) + 1))
+    for marker, label in marker_labels.items():
+        sel = markers == marker
+        ax.scatter(points[sel, 0], points[sel, 1], c=cmap(colours[sel]), marker=marker, s=22, alpha=0.8,
+                   label=label, edgecolors="none")
+    ax.legend(loc="best")
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def line_chart(x: Sequence[float], series: dict[str, Sequence[float]], path: Path, title: str, xlabel: str,
+               ylabel: str, chance: float | None = None) -> Path:
+    """Curves over training progress (e.g. alignment Recall@1 per checkpoint), with a chance line."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for name, ys in series.items():
+        ax.plot(x, ys, marker="o", label=name)
+    if chance is not None:
+        ax.axhline(chance, color="grey", linestyle="--", label="chance")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(loc="best")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

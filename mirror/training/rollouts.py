@@ -1,0 +1,126 @@
+"""Rollout evaluation during training: episodes sharded across DDP ranks, totals summed, logged and plotted.
+
+A runner (BabyAI, RLBench) knows its tasks, which episodes to run and how to run them in worker processes;
+this callback only distributes, aggregates and reports, so every rank logs identical totals.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import lightning as L
+import torch
+import torch.distributed as dist
+from lightning.pytorch.loggers import WandbLogger
+
+from mirror.training.plots import bar_chart
+
+COLUMNS = ("episodes", "successes", "reward", "length", "errors")
+
+
+@dataclass
+class EpisodeResult:
+    task: str
+    index: int
+    success: bool
+    reward: float
+    length: int
+    error: str | None = None  # crash, timeout, exception, or the simulator's failure kind
+
+
+class RolloutRunner(Protocol):
+    tasks: list[str]
+
+    def episodes(self, final: bool) -> list[tuple[str, int]]: ...
+
+    def run(self, module: L.LightningModule, episodes: list[tuple[str, int]]) -> list[EpisodeResult]: ...
+
+    def close(self) -> None: ...
+
+
+def totals(results: list[EpisodeResult], tasks: list[str]) -> torch.Tensor:
+    """Per task: episodes, successes, summed reward, summed length, errors (a tensor to sum across ranks)."""
+    out = torch.zeros(len(tasks), len(COLUMNS), dtype=torch.float64)
+    for r in results:
+        out[tasks.index(r.task)] += torch.tensor(
+            [1, float(r.success), r.reward, r.length, float(r.error is not None)], dtype=torch.float64
+        )
+    return out
+
+
+def metrics(summed: torch.Tensor, tasks: list[str], prefix: str) -> dict[str, float]:
+    """Success rate (%), mean return and length per task and averaged over tasks, error counts."""
+    out: dict[str, float] = {}
+    for i, task in enumerate(tasks):
+        n, wins, reward, length, errors = summed[i].tolist()
+        if n == 0:
+            continue
+        out[f"{prefix}/success/{task}"] = 100 * wins / n
+        out[f"{prefix}/return/{task}"] = reward / n
+        out[f"{prefix}/length/{task}"] = length / n
+        out[f"{prefix}/errors/{task}"] = errors
+    rates = [out[f"{prefix}/success/{t}"] for t in tasks if f"{prefix}/success/{t}" in out]
+    out[f"{prefix}/success"] = sum(rates) / max(1, len(rates))
+    out[f"{prefix}/episodes"] = float(summed[:, 0].sum())
+    out[f"{prefix}/errors"] = float(summed[:, 4].sum())
+    return out
+
+
+def gather_results(results: list[EpisodeResult]) -> list[EpisodeResult]:
+    """Every rank's per-episode results, on every rank."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return results
+    parts: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, [asdict(r) for r in results])
+    return [EpisodeResult(**r) for part in parts for r in part]
+
+
+def evaluate(trainer: L.Trainer, module: L.LightningModule, runner: RolloutRunner, final: bool,
+             prefix: str) -> tuple[dict[str, float], list[EpisodeResult]]:
+    """Run this rank's share of the episodes and return totals summed over ranks (same on every rank)."""
+    episodes = runner.episodes(final)
+    mine = episodes[trainer.global_rank :: trainer.world_size]
+    results = runner.run(module, mine)
+    summed = trainer.strategy.reduce(totals(results, runner.tasks).to(module.device), reduce_op="sum").cpu()
+    return metrics(summed, runner.tasks, prefix), gather_results(results)
+
+
+def report(trainer: L.Trainer, values: dict[str, float], results: list[EpisodeResult], tasks: list[str],
+           folder: Path, name: str, prefix: str) -> None:
+    """Rank 0: per-episode CSV, success bar chart (PNG) and, with W&B, the table and the image."""
+    if trainer.global_rank != 0:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{name}.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(asdict(results[0]) if results else ["task"]))
+        writer.writeheader()
+        writer.writerows(asdict(r) for r in sorted(results, key=lambda r: (r.task, r.index)))
+    rates = {t: values[f"{prefix}/success/{t}"] for t in tasks if f"{prefix}/success/{t}" in values}
+    png = bar_chart(rates, folder / f"{name}.png", f"success rate (%), step {trainer.global_step}", "success %")
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            rows = [[r.task, r.index, r.success, r.reward, r.length, r.error or ""] for r in results]
+            logger.log_table(f"{prefix}/episodes", ["task", "episode", "success", "reward", "length", "error"],
+                             rows, step=trainer.global_step)
+            logger.log_image(f"{prefix}/success_chart", [str(png)], step=trainer.global_step)
+
+
+class RolloutEvaluation(L.Callback):
+    """After every validation (every `trainer.val_every` steps), roll out the policy in its environment."""
+
+    def __init__(self, runner: RolloutRunner, prefix: str = "rollout"):
+        self.runner, self.prefix = runner, prefix
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        values, results = evaluate(trainer, module, self.runner, final=False, prefix=self.prefix)
+        module.log_dict(values, sync_dist=False)
+        folder = Path(trainer.default_root_dir) / "rollouts"
+        report(trainer, values, results, self.runner.tasks, folder, f"step{trainer.global_step:07d}", self.prefix)
+
+    def teardown(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
+        self.runner.close()
