@@ -1,0 +1,1 @@
+"""Environments: BabyAI (minigrid) levels, rollouts, and the worker processes simulators run in."""

@@ -1,0 +1,1 @@
+"""Embodied execution (E): policies that act from observations and instructions."""
