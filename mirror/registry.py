@@ -16,7 +16,10 @@ from mirror.errors import ConfigError
 BUILTIN: dict[str, dict[str, str]] = {
     "understanding": {"viclip": "mirror.models.understanding.viclip:ViCLIP"},
     "execution": {"babyai_agent": "mirror.models.execution.babyai_agent:BabyAIAgent"},
-    "data": {"babyai": "mirror.data.babyai.datamodule:BabyAIData"},
+    "data": {
+        "babyai": "mirror.data.babyai.datamodule:BabyAIData",
+        "rlbench": "mirror.data.rlbench.datamodule:RLBenchData",
+    },
 }
 
 

@@ -8,6 +8,8 @@ from mirror.errors import MirrorError
 from mirror.models.protocol import DataSpec
 from mirror.models.understanding.viclip import ViCLIP, ViCLIPConfig
 from mirror.models.understanding.weights import interpolate_temporal
+from mirror.training.checkpoint import read_checkpoint
+from tests.conftest import ROOT
 
 SPEC = DataSpec(["open the top drawer", "open the bottom drawer", "close the jar"], ["open_drawer", "close_jar"])
 
@@ -158,3 +160,25 @@ def test_overfitting_drives_recognition_to_100_percent():
         metrics = model(inputs, task=True).metrics
     assert metrics["recognition"].compute().item() == 1.0
     assert metrics["recognition/pick"].compute().item() == 1.0
+
+
+def test_rlbench_viclip_config_trains_and_evaluates_zero_shot(cli, tmp_path):
+    from mirror.data.rlbench.synthetic import write_episode
+
+    root = tmp_path / "raw"
+    for i in range(6):
+        write_episode(root, "open_drawer", i, frames=20, variation=i % 3, seed=i)
+    common = ["understanding.size=tiny", "understanding.checkpoint=null", f"data.root={root}", "data.val_root=null",
+              f"data.cache={tmp_path / 'cache'}", "data.tasks=[open_drawer]", "data.episodes=4", "data.val_episodes=2",
+              "data.batch_size=4", "data.val_batch_size=4", "data.num_workers=0", "data.cache_workers=1",
+              "trainer.devices=1", "trainer.accelerator=cpu", "trainer.precision=32-true", "trainer.max_steps=2",
+              "trainer.val_every=2", "trainer.ckpt_every=2", "optim.warmup_steps=1", "logger=csv",
+              f"run.root={tmp_path}", "trainer.progress_bar=false"]
+    code, out, err = cli("eval", str(ROOT / "configs/rlbench/viclip.yaml"), *common, "run.name=zs")
+    assert code == 0, err
+    assert "val/u/recognition" in out and "val/u/recognition/open_drawer" in out
+    code, out, err = cli("train", str(ROOT / "configs/rlbench/viclip.yaml"), *common, "run.name=ft")
+    assert code == 0, err
+    state = read_checkpoint(tmp_path / "ft" / "checkpoints" / "last.ckpt")["state_dict"]
+    assert any(k.startswith("understanding.vision_encoder.") for k in state)
+    assert not any(k.startswith(("execution.", "alignment.")) for k in state)

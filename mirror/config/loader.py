@@ -24,6 +24,7 @@ from mirror.config.schema import (
 from mirror.errors import ConfigError
 
 SECTIONS = {"understanding": UnderstandingConfig, "execution": ExecutionConfig, "data": DataConfig}
+NO_MODEL = "none"  # `understanding.name: none` (or execution): that branch is absent, e.g. to train one alone
 Layer = tuple[str, DictConfig]
 
 
@@ -121,6 +122,9 @@ def _schema(layers: Sequence[Layer]) -> MirrorConfig:
             raise ConfigError(f"missing value for '{section}.name'")
         if not isinstance(name, str):
             raise ConfigError(f"{section}.name must be a string, got {name!r}")
+        if name == NO_MODEL and section != "data":
+            sections[section] = base(name=name)
+            continue
         cfg_cls = registry.config_class(section, name)
         if not (isinstance(cfg_cls, type) and issubclass(cfg_cls, base)):
             raise ConfigError(f"{section}.name '{name}': its config_class must subclass {base.__name__}")
@@ -162,3 +166,7 @@ def check(cfg: MirrorConfig) -> None:
     for key, ok, why in rules:
         if not ok:
             raise ConfigError(f"bad value for '{key}': {why}")
+    for section in ("understanding", "execution"):
+        branch = getattr(cfg, section)
+        if branch.name == NO_MODEL and (branch.weight > 0 or cfg.align.weight > 0):
+            raise ConfigError(f"{section}.name is none: set {section}.weight=0 and align.weight=0")

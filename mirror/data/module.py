@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader, Dataset, default_collate
 
@@ -40,6 +41,10 @@ class MirrorDataModule(L.LightningDataModule, metaclass=ABCMeta):
     def val_set(self) -> Dataset | None:
         return None
 
+    def sample_weights(self, dataset: Dataset) -> torch.Tensor | None:
+        """Per-item sampling weights for training (None: a uniform permutation per epoch)."""
+        return None
+
     def callbacks(self) -> list[Callback]:
         """Callbacks this data brings to training, such as rollout evaluation in its environment."""
         return []
@@ -56,7 +61,8 @@ class MirrorDataModule(L.LightningDataModule, metaclass=ABCMeta):
         rank, world = self._rank_world()
         consumed = trainer.global_step * trainer.accumulate_grad_batches if trainer is not None else 0
         dataset = self.train_set()
-        sampler = StepBatchSampler(len(dataset), data.batch_size, self.cfg.seed, rank, world, consumed)
+        sampler = StepBatchSampler(len(dataset), data.batch_size, self.cfg.seed, rank, world, consumed,
+                                   self.sample_weights(dataset))
         return DataLoader(
             dataset,
             batch_sampler=sampler,

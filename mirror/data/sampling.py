@@ -21,22 +21,28 @@ class Draw(NamedTuple):
 class StepBatchSampler(Sampler[list[Draw]]):
     """Endless batches over `size` items; global batch g, rank r gets a disjoint slice of permutation e.
 
-    Every global batch has `batch_size * world` distinct items; an epoch's incomplete tail is dropped so
+    Every global batch has `batch_size * world` items (distinct unless `weights` are given); an epoch's
+    incomplete tail is dropped so
     every rank always gets full batches (the gathered contrastive loss needs equal shapes). `start` is
     the number of global batches already consumed, so a resumed run continues at the exact position.
     """
 
-    def __init__(self, size: int, batch_size: int, seed: int, rank: int = 0, world: int = 1, start: int = 0):
+    def __init__(self, size: int, batch_size: int, seed: int, rank: int = 0, world: int = 1, start: int = 0,
+                 weights: torch.Tensor | None = None):
         if size < batch_size * world:
             raise ValueError(
                 f"dataset of {size} items is smaller than one global batch ({batch_size} x {world} ranks)"
             )
         self.size, self.batch_size, self.seed = size, batch_size, seed
         self.rank, self.world, self.start = rank, world, start
+        self.weights = weights
         self.per_epoch = size // (batch_size * world)
 
     def _order(self, epoch: int) -> torch.Tensor:
+        """A permutation, or with `weights` (e.g. uniform over tasks) `size` draws with replacement."""
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        if self.weights is not None:
+            return torch.multinomial(self.weights, self.size, replacement=True, generator=gen)
         return torch.randperm(self.size, generator=gen)
 
     def __iter__(self) -> Iterator[list[Draw]]:

@@ -8,7 +8,10 @@ from collections.abc import Sequence
 
 from mirror.errors import ConfigError
 
-SOURCES: dict[str, str] = {"babyai": "mirror.data.babyai.demos:main"}
+SOURCES: dict[str, str] = {
+    "babyai": "mirror.data.babyai.demos:main",
+    "rlbench": "mirror.data.rlbench.preprocess:main",
+}
 
 
 def run_source(name: str, argv: Sequence[str]) -> None:

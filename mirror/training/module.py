@@ -14,6 +14,7 @@ from torch import Tensor
 from mirror import registry
 from mirror.align import MirrorAlignment, recall_at_k, recall_chance
 from mirror.config import MirrorConfig, to_dict
+from mirror.config.loader import NO_MODEL
 from mirror.errors import ConfigError, MirrorError
 from mirror.models.protocol import Branch, BranchOutput, DataSpec
 from mirror.training import rng
@@ -45,7 +46,8 @@ class MirrorModule(L.LightningModule):
         self.cfg, self.spec = cfg, spec
         self.save_hyperparameters({"config": to_dict(cfg), "spec": asdict(spec)}, logger=False)
         align_on = cfg.align.weight > 0
-        need_u, need_e = cfg.understanding.weight > 0 or align_on, cfg.execution.weight > 0 or align_on
+        need_u = cfg.understanding.name != NO_MODEL and (cfg.understanding.weight > 0 or align_on)
+        need_e = cfg.execution.name != NO_MODEL and (cfg.execution.weight > 0 or align_on)
         if not (need_u or need_e):
             raise ConfigError("nothing to train: understanding.weight, execution.weight and align.weight are all 0")
         self.understanding = build_branch("understanding", cfg.understanding, spec) if need_u else None

@@ -33,8 +33,11 @@ def find_unused_parameters(cfg: MirrorConfig) -> bool:
     """DDP must expect idle parameters whenever a branch runs without its task loss on some steps."""
     if cfg.trainer.find_unused_parameters is not None:
         return cfg.trainer.find_unused_parameters
-    u_idle = cfg.understanding.weight == 0 or cfg.understanding.fraction < 1
-    return u_idle or cfg.execution.weight == 0
+    align_on = cfg.align.weight > 0
+    u = cfg.understanding
+    u_idle = align_on and u.weight == 0 or u.weight > 0 and u.fraction < 1
+    e_idle = align_on and cfg.execution.weight == 0
+    return u_idle or e_idle
 
 
 def build_strategy(cfg: MirrorConfig):

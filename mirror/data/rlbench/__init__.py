@@ -1,0 +1,1 @@
+"""RLBench demonstrations in the PerAct on-disk format: reading, keyframes, samples, cache, data module."""

@@ -1,0 +1,155 @@
+"""Where training samples come from: raw episode folders, or the preprocessed cache (what training reads).
+
+Both give the same things: the episodes' `EpisodeInfo`, the observation of a sample (RGB, depth, cameras)
+and front-camera video clips sampled as ViCLIP does (one frame per equal segment).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from mirror.data.rlbench.episode import BadEpisodeError, EpisodeInfo, RawEpisode, Sample
+from mirror.data.rlbench.format import CAMERAS, LOW_DIM, episode_folder
+from mirror.data.video import segment_frames
+
+CACHE_VERSION = 1
+EpisodeKey = tuple[str, int]  # (task, episode index)
+
+
+class RawStore:
+    """Reads PNGs and pickles straight from the PerAct folders (slow; the cache is for training)."""
+
+    def __init__(self, root: str | Path, keys: list[EpisodeKey], skip_bad: bool = False,
+                 cameras: tuple[str, ...] = CAMERAS):
+        self.raw: list[RawEpisode] = []
+        self.skipped: list[str] = []
+        for task, index in keys:
+            try:
+                self.raw.append(RawEpisode(episode_folder(root, task, index), task, index, cameras))
+            except BadEpisodeError as err:
+                if not skip_bad:
+                    raise
+                warnings.warn(f"skipped: {err}", stacklevel=2)
+                self.skipped.append(str(err))
+        self.episodes = [ep.info for ep in self.raw]
+
+    def observation(self, e: int, k: int) -> dict[str, np.ndarray]:
+        return self.raw[e].observation(self.episodes[e].samples[k].obs_frame)
+
+    def clip(self, e: int, count: int, rng: np.random.Generator | None) -> np.ndarray:
+        return self.raw[e].front_frames(segment_frames(self.episodes[e].length, count, rng))
+
+
+def fingerprint(folder: Path) -> list[int]:
+    """Changes when the source episode changes: size and mtime of its demo, number of front frames."""
+    stat = (folder / LOW_DIM).stat()
+    return [stat.st_size, stat.st_mtime_ns, sum(1 for _ in (folder / "front_rgb").glob("*.png"))]
+
+
+def _episode_dir(cache: Path, key: EpisodeKey) -> Path:
+    return cache / key[0] / f"episode{key[1]}"
+
+
+def write_episode(root: str | Path, cache: Path, key: EpisodeKey, pool: int, cameras: tuple[str, ...]) -> None:
+    """Preprocess one episode: keyframe observations (RGB, float16 depth, cameras) and a pool of clip frames."""
+    raw = RawEpisode(episode_folder(root, *key), *key, cameras)
+    out = _episode_dir(cache, key)
+    out.mkdir(parents=True, exist_ok=True)
+    obs = [raw.observation(s.obs_frame) for s in raw.info.samples]
+    np.save(out / "rgb.npy", np.stack([o["rgb"] for o in obs]))
+    np.save(out / "depth.npy", np.stack([o["depth"] for o in obs]).astype(np.float16))
+    np.save(out / "extrinsics.npy", np.stack([o["extrinsics"] for o in obs]))
+    np.save(out / "intrinsics.npy", np.stack([o["intrinsics"] for o in obs]))
+    frames = np.unique(np.linspace(0, raw.info.length - 1, pool).round().astype(int)).tolist()
+    np.save(out / "clip.npy", raw.front_frames(frames))
+    meta = {"version": CACHE_VERSION, "info": asdict(raw.info), "clip_frames": frames,
+            "fingerprint": fingerprint(raw.folder)}
+    (out / "meta.json").write_text(json.dumps(meta))
+
+
+def _write(args: tuple) -> str | None:
+    try:
+        write_episode(*args)
+    except BadEpisodeError as err:
+        return str(err)
+    return None
+
+
+def build_cache(root: str | Path, cache: str | Path, keys: list[EpisodeKey], pool: int = 32,
+                workers: int = 1, skip_bad: bool = False, cameras: tuple[str, ...] = CAMERAS) -> list[str]:
+    """Bring the cache up to date for `keys`: (re)write episodes whose source or format changed.
+
+    Returns the errors of skipped episodes (with `skip_bad`; otherwise the first error is raised).
+    """
+    cache = Path(cache)
+    stale = []
+    for key in keys:
+        meta = _episode_dir(cache, key) / "meta.json"
+        source = episode_folder(root, *key)
+        fresh = meta.is_file() and (source / LOW_DIM).is_file() and _current(meta, source, pool)
+        if not fresh:
+            stale.append(key)
+    jobs = [(root, cache, key, pool, cameras) for key in stale]
+    if workers > 1 and len(jobs) > 1:
+        with mp.get_context("spawn").Pool(workers) as p:
+            errors = list(tqdm(p.imap(_write, jobs), total=len(jobs), desc="rlbench cache", unit="ep"))
+    else:
+        errors = [_write(job) for job in tqdm(jobs, desc="rlbench cache", unit="ep", disable=not jobs)]
+    bad = [e for e in errors if e]
+    if bad and not skip_bad:
+        raise BadEpisodeError(bad[0])
+    for err in bad:
+        warnings.warn(f"skipped: {err}", stacklevel=2)
+    return bad
+
+
+def _current(meta: Path, source: Path, pool: int) -> bool:
+    data = json.loads(meta.read_text())
+    return (data.get("version") == CACHE_VERSION and data["fingerprint"] == fingerprint(source)
+            and len(data["clip_frames"]) == min(pool, data["info"]["length"]))
+
+
+class CacheStore:
+    """Reads the preprocessed cache with memory maps: one sample costs a few hundred kilobytes of reads."""
+
+    def __init__(self, cache: str | Path, keys: list[EpisodeKey]):
+        self.dirs, self.episodes, self.clip_frames = [], [], []
+        self.skipped: list[str] = []
+        for key in keys:
+            folder = _episode_dir(Path(cache), key)
+            if not (folder / "meta.json").is_file():
+                self.skipped.append(f"{folder}: not in the cache")
+                continue
+            meta = json.loads((folder / "meta.json").read_text())
+            info = meta["info"]
+            info["samples"] = [Sample(**s) for s in info["samples"]]
+            self.dirs.append(folder)
+            self.episodes.append(EpisodeInfo(**info))
+            self.clip_frames.append(meta["clip_frames"])
+        self._maps: dict[tuple[int, str], np.ndarray] = {}
+
+    def _array(self, e: int, name: str) -> np.ndarray:
+        key = (e, name)
+        if key not in self._maps:  # opened lazily, per process (data-loader workers fork after init)
+            self._maps[key] = np.load(self.dirs[e] / f"{name}.npy", mmap_mode="r")
+        return self._maps[key]
+
+    def observation(self, e: int, k: int) -> dict[str, np.ndarray]:
+        return {name: np.array(self._array(e, name)[k]) for name in ("rgb", "depth", "extrinsics", "intrinsics")}
+
+    def clip(self, e: int, count: int, rng: np.random.Generator | None) -> np.ndarray:
+        pool = self._array(e, "clip")
+        return np.array(pool[segment_frames(len(pool), count, rng)])
+
+
+def cache_folder(cache: str | Path, root: str | Path) -> Path:
+    """A cache per source root, so several data roots can share one cache directory."""
+    return Path(cache) / (Path(os.path.abspath(root)).name or "root")

@@ -1,0 +1,156 @@
+"""RLBench data: the real sample in ../shared/data, the safe unpickler, keyframes, cache, bad data, data module."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from mirror.config import load_config
+from mirror.data.rlbench import pickles
+from mirror.data.rlbench.datamodule import RLBenchData
+from mirror.data.rlbench.episode import BadEpisodeError, RawEpisode, world_points
+from mirror.data.rlbench.format import SCENE_BOUNDS, episode_folder
+from mirror.data.rlbench.store import CacheStore, RawStore, build_cache
+from mirror.data.rlbench.synthetic import write_episode
+from mirror.data.sampling import Draw
+from tests.conftest import SHARED_DATA, TOY
+
+REAL = SHARED_DATA / "rlbench"
+needs_real = pytest.mark.skipif(not REAL.is_dir(), reason="../shared/data/rlbench is not beside the checkout")
+
+
+def reference_keyframes(demo, delta=0.1):
+    """The PerAct heuristic written out plainly, frame by frame."""
+    out, buffer, previous = [], 0, demo[0].gripper_open
+    n = len(demo)
+    for i in range(n):
+        obs = demo[i]
+        no_change = i < n - 2 and (obs.gripper_open == demo[i + 1].gripper_open
+                                   and obs.gripper_open == demo[i - 1].gripper_open
+                                   and demo[i - 2].gripper_open == demo[i - 1].gripper_open)
+        small = np.allclose(obs.joint_velocities, 0, atol=delta)
+        stopped = buffer <= 0 and small and i != n - 2 and no_change
+        buffer = 4 if stopped else buffer - 1
+        if i != 0 and (obs.gripper_open != previous or i == n - 1 or stopped):
+            out.append(i)
+        previous = obs.gripper_open
+    if len(out) > 1 and out[-1] - 1 == out[-2]:
+        out.pop(-2)
+    return out
+
+
+@needs_real
+def test_real_episodes_load_with_keyframes_table_and_bounds():
+    expected = {0: (2, "open the top drawer"), 1: (1, "open the middle drawer"), 2: (0, "open the bottom drawer")}
+    lo, hi = np.array(SCENE_BOUNDS[:3]), np.array(SCENE_BOUNDS[3:])
+    for index, (variation, text) in expected.items():
+        ep = RawEpisode(episode_folder(REAL, "open_drawer", index), "open_drawer", index)
+        assert ep.info.variation == variation and ep.info.descriptions[0] == text
+        assert ep.info.keyframes == reference_keyframes(ep.demo)
+        points = ep.points(0, "front").reshape(-1, 3)
+        inside = points[((points > lo) & (points < hi)).all(axis=1)]
+        counts, edges = np.histogram(inside[:, 2], bins=np.arange(0.6, 1.6, 0.01))
+        assert abs(edges[counts.argmax()] + 0.005 - 0.75) < 0.03
+        for sample in ep.info.samples:
+            assert ((np.array(sample.pose[:3]) > lo) & (np.array(sample.pose[:3]) < hi)).all()
+    assert RawEpisode(episode_folder(REAL, "open_drawer", 0), "open_drawer", 0).info.keyframes == [70, 85, 124]
+
+
+def test_a_pickle_naming_any_other_global_is_refused_and_nothing_runs(tmp_path):
+    marker = tmp_path / "ran"
+    payload = pickle.dumps(_Exploit(str(marker)))
+    assert b"system" in payload
+    (tmp_path / "low_dim_obs.pkl").write_bytes(payload)
+    with pytest.raises(pickles.UnsafePickleError, match="refused global '(posix|os).system'"):
+        pickles.load(tmp_path / "low_dim_obs.pkl")
+    assert not marker.exists()
+
+
+class _Exploit:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.path}",)
+
+
+def test_synthetic_episode_round_trips_through_raw_reader_and_cache(tmp_path):
+    root, cache = tmp_path / "raw", tmp_path / "cache"
+    for i in range(2):
+        write_episode(root, "open_drawer", i, frames=30, variation=i, seed=i)
+    keys = [("open_drawer", 0), ("open_drawer", 1)]
+    raw = RawStore(root, keys)
+    assert build_cache(root, cache, keys, pool=8) == []
+    cached = CacheStore(cache, keys)
+    for e in range(2):
+        assert cached.episodes[e] == raw.episodes[e]
+        assert raw.episodes[e].keyframes == reference_keyframes(raw.raw[e].demo) == [10, 20, 29]
+        for k in range(len(raw.episodes[e].samples)):
+            a, b = raw.observation(e, k), cached.observation(e, k)
+            assert np.array_equal(a["rgb"], b["rgb"])
+            assert np.array_equal(a["extrinsics"], b["extrinsics"]) and np.array_equal(a["intrinsics"], b["intrinsics"])
+            assert np.allclose(a["depth"], b["depth"].astype(np.float32), rtol=1e-3)
+            assert np.allclose(world_points(a), world_points(b), atol=5e-3)
+        assert np.array_equal(cached.clip(e, 8, None), raw.raw[e].front_frames(cached.clip_frames[e]))
+    stamp = (cache / "open_drawer" / "episode0" / "rgb.npy").stat().st_mtime_ns
+    build_cache(root, cache, keys, pool=8)
+    assert (cache / "open_drawer" / "episode0" / "rgb.npy").stat().st_mtime_ns == stamp  # up to date: kept
+    write_episode(root, "open_drawer", 0, frames=33, seed=5)
+    build_cache(root, cache, keys, pool=8)
+    assert CacheStore(cache, keys).episodes[0].length == 33  # source changed: rebuilt
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda f: (f / "front_rgb" / "3.png").unlink(), "front_rgb: 29 frames, but low_dim_obs.pkl has 30"),
+    (lambda f: (f / "wrist_depth" / "10.png").write_bytes(b"not a png"), "wrist_depth/10.png: unreadable PNG"),
+    (lambda f: (f / "variation_number.pkl").unlink(), "variation_number.pkl: missing"),
+    (lambda f: (f / "low_dim_obs.pkl").write_bytes(pickle.dumps(torch.nn.Linear)), "refused global 'torch.nn"),
+])
+def test_bad_episodes_fail_with_folder_and_file_or_are_skipped(tmp_path, damage, message):
+    root = tmp_path / "raw"
+    folder = write_episode(root, "open_drawer", 0, frames=30)
+    write_episode(root, "open_drawer", 1, frames=30)
+    damage(folder)
+    keys = [("open_drawer", 0), ("open_drawer", 1)]
+    with pytest.raises(BadEpisodeError, match=message) as err:
+        build_cache(root, tmp_path / "cache", keys)
+    assert str(folder) in str(err.value)
+    with pytest.warns(UserWarning, match="skipped"):
+        skipped = build_cache(root, tmp_path / "cache", keys, skip_bad=True)
+    assert len(skipped) == 1 and len(CacheStore(tmp_path / "cache", keys).episodes) == 1
+
+
+def synthetic_config(tmp_path, *extra):
+    root = tmp_path / "raw"
+    for task, variations in (("open_drawer", (0, 1)), ("close_jar", (0,))):
+        for i in range(4):
+            write_episode(root, task, i, frames=24, variation=variations[i % len(variations)], seed=i)
+    return load_config(TOY, [
+        "data.name=rlbench", f"data.root={root}", f"data.cache={tmp_path / 'cache'}",
+        "data.tasks=[open_drawer,close_jar]",
+        "data.episodes=3", "data.val_episodes=1", "data.batch_size=4", "data.cache_workers=1",
+        "understanding.name=tests.toy:ToyUnderstanding", *extra,
+    ])
+
+
+def test_data_module_splits_pairs_and_samples_tasks_uniformly(tmp_path):
+    cfg = synthetic_config(tmp_path)
+    data = RLBenchData(cfg)
+    assert data.spec.tasks == ["open_drawer", "close_jar"]
+    assert len(data.spec.instructions) == 3  # two open_drawer variations, one close_jar
+    train, val = data.train_set(), data.val_set()
+    assert len(train) == 6 * 3 and len(val) == 2 * 3
+    assert {ep.index for ep in data.store("val").episodes} == {3}
+    weights = train.weights()
+    tasks = train.task[[e for e, _ in train.items]]
+    assert weights[tasks == 0].sum() == pytest.approx(weights[tasks == 1].sum())
+    item = train[Draw(5, (0, 0, 5))]
+    assert item["understanding"]["instruction"] == item["keys"]["instruction"]  # partner by instruction
+    assert item["understanding"]["video"].shape == (8, 32, 32, 3)
+    ex = item["execution"]
+    assert ex["rgb"].shape == (4, 32, 32, 3) and ex["xyz"].shape == (4, 32, 32, 3) and ex["pose"].shape == (7,)
+    batch = next(iter(data.train_dataloader()))
+    assert batch["execution"]["xyz"].shape == (4, 4, 32, 32, 3) and batch["keys"]["task"].shape == (4,)
