@@ -15,7 +15,10 @@ from mirror.errors import ConfigError
 
 BUILTIN: dict[str, dict[str, str]] = {
     "understanding": {"viclip": "mirror.models.understanding.viclip:ViCLIP"},
-    "execution": {"babyai_agent": "mirror.models.execution.babyai_agent:BabyAIAgent"},
+    "execution": {
+        "babyai_agent": "mirror.models.execution.babyai_agent:BabyAIAgent",
+        "arp": "mirror.models.execution.arp:ARP",
+    },
     "data": {
         "babyai": "mirror.data.babyai.datamodule:BabyAIData",
         "rlbench": "mirror.data.rlbench.datamodule:RLBenchData",

@@ -1,1 +1,1 @@
-"""Embodied execution (E): policies that act from observations and instructions."""
+"""Embodied execution (E): the BabyAI agent, and ARP on RVT-2's multi-view transformer for RLBench."""

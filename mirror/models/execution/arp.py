@@ -1,0 +1,211 @@
+"""ARP on RVT-2's MVT: the embodied-execution model E for RLBench (next key end-effector pose).
+
+Coarse to fine: stage 1 renders the scene's point cloud into three views, MVT and the policy head predict
+one heatmap per view, and the 3-D point that best explains them; stage 2 re-renders 4x zoomed around it
+(in training around the true point plus noise) for a finer point. Then the causal sequence predicts the
+rotation bins, the gripper state and the collision flag. Losses: heatmap cross-entropy against Gaussian
+targets (both stages) and cross-entropy for rotation, grip and collision, equal weights (the heatmap terms
+are reported as KL divergences: the cross-entropy less the target's own entropy, so that they reach 0).
+
+The alignment feature e is the policy's last-block output (`feature`): `sequence` (default) averages it over
+the whole causal sequence, the policy's summary of what it sees and does; `prompt` over the six prompt
+tokens (what it sees at the chosen point); `points` averages the six screen-point tokens of the cross blocks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mirror.config import ExecutionConfig
+from mirror.models.execution import geometry as geo
+from mirror.models.execution.language import rn50_text_tower, token_features
+from mirror.models.execution.mvt import MVT, MVTSize
+from mirror.models.execution.policy import ARPHead
+from mirror.models.execution.renderer import from_cube, render, to_cube
+from mirror.models.protocol import BranchOutput, DataSpec
+
+
+class ARPFeature(str, Enum):
+    sequence = "sequence"
+    prompt = "prompt"
+    points = "points"
+
+
+@dataclass
+class ARPConfig(ExecutionConfig):
+    image_size: int = 224  # rendered views
+    patch: int = 14
+    mvt_channels: int = 64
+    mvt_width: int = 512
+    mvt_depth: int = 8
+    mvt_heads: int = 8
+    embed: int = 128  # policy embedding; MVT output channels are 2 * mvt_channels and must match
+    policy_heads: int = 8
+    policy_mlp: int = 512
+    cross_layers: int = 4
+    self_layers: int = 4
+    upsample_width: int = 160
+    dropout: float = 0.1
+    zoom: float = 4.0  # stage-2 magnification
+    zoom_noise: float = 0.1  # cube units of noise on the stage-2 centre in training
+    rotation_jitter: int = 2  # max bins of noise on the teacher-forced rotation inputs
+    augment: bool = True  # SE(3) perturbation about the target and RGB noise, in training
+    shift: float = 0.125  # metres
+    yaw: float = 45.0  # degrees
+    rgb_noise: float = 0.05
+    feature: ARPFeature = ARPFeature.sequence
+    clip_checkpoint: str | None = None  # open_clip / OpenAI CLIP RN50 weights, for the language features
+    lr: float = 1.25e-5
+    lr_per_sample: bool = True  # lr x global batch size, as ARP trains
+
+
+class ARP(nn.Module):
+    config_class = ARPConfig
+
+    def __init__(self, cfg: ARPConfig, spec: DataSpec):
+        super().__init__()
+        self.cfg = cfg
+        if cfg.embed != 2 * cfg.mvt_channels:
+            raise ValueError(f"execution.embed={cfg.embed} must equal 2 * execution.mvt_channels")
+        size = MVTSize(image=cfg.image_size, patch=cfg.patch, channels=cfg.mvt_channels, width=cfg.mvt_width,
+                       depth=cfg.mvt_depth, heads=cfg.mvt_heads, head_dim=cfg.mvt_width // cfg.mvt_heads,
+                       dropout=cfg.dropout)
+        self.mvt = nn.ModuleList([MVT(size), MVT(size)])
+        self.head = ARPHead(cfg.embed, cfg.policy_heads, cfg.policy_mlp, cfg.cross_layers, cfg.self_layers,
+                            cfg.upsample_width, cfg.patch, cfg.dropout)
+        self._tower = [rn50_text_tower(cfg.clip_checkpoint)]  # frozen, kept out of the state dict
+        self.register_buffer("language", token_features(self._tower[0], spec.instructions), persistent=False)
+        self.feature_dim = cfg.embed
+
+    def text_features(self, texts: list[str]) -> Tensor:
+        """Language features of instructions outside the data's list (e.g. at evaluation)."""
+        return token_features(self._tower[0], texts).to(self.language.device)
+
+    def scene(self, inputs: dict) -> tuple[Tensor, Tensor]:
+        """(B, N, 3) world points and (B, N, 3) colours in [0, 1] from the 4 cameras."""
+        points = inputs["xyz"].float().flatten(1, -2)
+        colours = inputs["rgb"].float().flatten(1, -2) / 255
+        return points, colours
+
+    @staticmethod
+    def normalise(views: Tensor) -> Tensor:
+        """MVT input: xyz divided by the sample's largest magnitude, depth minus each view's occupied mean."""
+        views = views.clone()
+        occupied = views[:, :, 6] >= 0
+        xyz = views[:, :, 3:6]
+        views[:, :, 3:6] = xyz / xyz.flatten(1).abs().amax(1).clamp(min=1e-6)[:, None, None, None, None]
+        depth = views[:, :, 6]
+        mean = (depth * occupied).sum((-2, -1)) / occupied.sum((-2, -1)).clamp(min=1)
+        views[:, :, 6] = torch.where(occupied, depth - mean[..., None, None], torch.full_like(depth, -1.0))
+        return views
+
+    def stage(self, k: int, cube: Tensor, colours: Tensor, proprio: Tensor, language: Tensor,
+              center: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        views = render(cube, colours, self.cfg.image_size, center, self.cfg.zoom if center is not None else 1.0)
+        maps = self.mvt[k](self.normalise(views), proprio, language)
+        logits, tokens = self.head.heatmaps(maps, k)
+        return maps, logits, tokens
+
+    def run(self, inputs: dict, train: bool, augment: bool = False) -> dict[str, Tensor]:
+        """Both stages and the sequence: with `train`, teacher-forced on the (optionally augmented) targets
+        with a noisy stage-2 centre; otherwise greedy from the predicted points."""
+        cfg = self.cfg
+        points, colours = self.scene(inputs)
+        proprio = inputs["proprio"].float()
+        language = self.language[inputs["instruction"]] if "language" not in inputs else inputs["language"]
+        out: dict[str, Tensor] = {}
+        if train:
+            pos, quat = inputs["pose"][:, :3].float(), inputs["pose"][:, 3:].float()
+            if augment:
+                points, pos, quat = geo.augment(points, pos, quat, shift=cfg.shift, yaw_degrees=cfg.yaw)
+                s = cfg.rgb_noise * torch.rand(colours.shape[0], 1, 1, device=colours.device)
+                colours = colours + (torch.rand_like(colours) * 2 - 1) * s
+            out["target"], out["quat"] = to_cube(pos), geo.canonical(quat)
+        cube = to_cube(points)
+        _, out["logits1"], tokens1 = self.stage(0, cube, colours, proprio, language, None)
+        if train:
+            noise = (torch.rand_like(out["target"]) * 2 - 1) * cfg.zoom_noise if augment else 0
+            center = out["target"] + noise
+        else:
+            center = geo.heatmaps_to_point(out["logits1"])
+        maps2, out["logits2"], tokens2 = self.stage(1, cube, colours, proprio, language, center)
+        out["center"] = center
+        out["points"] = torch.cat([tokens1, tokens2], 1)
+        if train:
+            out["target2"] = (out["target"] - center) * cfg.zoom
+            pixels = geo.point_pixels(out["target2"], cfg.image_size)
+        else:
+            out["point2"] = geo.heatmaps_to_point(out["logits2"])
+            pixels = geo.point_pixels(out["point2"], cfg.image_size)
+        prompts = self.head.prompts(maps2, pixels, cfg.image_size)
+        if train:
+            bins = geo.quat_to_bins(out["quat"])
+            jitter = torch.randint(-cfg.rotation_jitter, cfg.rotation_jitter + 1, bins.shape, device=bins.device)
+            jitter = jitter if augment else torch.zeros_like(jitter)
+            out["bins"] = bins
+            out["hidden"] = self.head.sequence(prompts, (bins + jitter) % geo.BINS,
+                                               inputs["gripper_open"].round().long())
+        else:
+            out["pred_bins"], out["pred_grip"], out["pred_collision"], out["hidden"] = self.head.decode(prompts)
+        out["prompt_hidden"] = out["hidden"][:, :6]
+        return out
+
+    def feature(self, out: dict[str, Tensor]) -> Tensor:
+        if self.cfg.feature == ARPFeature.prompt:
+            return out["prompt_hidden"].mean(1)
+        if self.cfg.feature == ARPFeature.points:
+            return out["points"].mean(1)
+        return out["hidden"].mean(1)
+
+    def losses(self, out: dict[str, Tensor], inputs: dict) -> dict[str, Tensor]:
+        size = self.cfg.image_size
+        terms = {}
+        for k, (logits, target) in enumerate(((out["logits1"], out["target"]), (out["logits2"], out["target2"]))):
+            soft = geo.gaussian_heatmaps(geo.point_pixels(target, size), size).flatten(2)
+            # cross-entropy minus the targets' own entropy (same gradients; 0 when the fit is perfect)
+            log_ratio = torch.xlogy(soft, soft) - soft * logits.flatten(2).log_softmax(-1)
+            terms[f"heatmap{k + 1}"] = log_ratio.sum(-1).mean()
+        preds = self.head.logits(out["hidden"])
+        for i, axis in enumerate("xyz"):
+            terms[f"rot_{axis}"] = F.cross_entropy(preds[i], out["bins"][:, i])
+        terms["grip"] = F.cross_entropy(preds[3], inputs["gripper_open"].round().long())
+        terms["collision"] = F.cross_entropy(preds[4], inputs["ignore_collisions"].round().long())
+        return terms
+
+    def forward(self, inputs: dict, task: bool) -> BranchOutput:
+        """inputs: `rgb` (B, 4, H, W, 3) uint8, `xyz` (B, 4, H, W, 3) world points, `proprio` (B, 3),
+        `instruction` (B,), and for the task loss `pose` (B, 7), `gripper_open`, `ignore_collisions`."""
+        if self.training and task:
+            out = self.run(inputs, train=True, augment=self.cfg.augment)
+            terms = self.losses(out, inputs)
+            metrics = {f"loss_{k}": v.detach() for k, v in terms.items()}
+            return BranchOutput(self.feature(out), sum(terms.values()), metrics)
+        out = self.run(inputs, train=False)
+        if not task:
+            return BranchOutput(self.feature(out))
+        loss = sum(self.losses(self.run(inputs, train=True), inputs).values())  # teacher-forced, no noise
+        action = self.action(out)
+        target = inputs["pose"][:, :3].float()
+        metrics = {
+            "trans_err_cm": 100 * (action[:, :3] - target).norm(dim=-1).mean(),
+            "rot_acc": (out["pred_bins"] == geo.quat_to_bins(inputs["pose"][:, 3:].float())).all(-1).float().mean(),
+            "grip_acc": (out["pred_grip"] == inputs["gripper_open"].round().long()).float().mean(),
+        }
+        return BranchOutput(self.feature(out), loss, metrics)
+
+    def action(self, out: dict[str, Tensor]) -> Tensor:
+        """(B, 9) RLBench actions: xyz, quaternion xyzw (w >= 0), gripper open, ignore collisions."""
+        cube = out["point2"] / self.cfg.zoom + out["center"]
+        quat = geo.bins_to_quat(out["pred_bins"])
+        return torch.cat([from_cube(cube), quat, out["pred_grip"][:, None].float(),
+                          out["pred_collision"][:, None].float()], -1)
+
+    @torch.no_grad()
+    def act(self, inputs: dict) -> Tensor:
+        """Greedy next key pose for a batch of observations (with `language` or `instruction`)."""
+        return self.action(self.run(inputs, train=False))
