@@ -24,17 +24,21 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from mirror.training.evaluate import evaluate
+    from mirror.training.evaluate import Rollouts, evaluate
 
     overrides = list(args.overrides)
     config = args.config
     if config is not None and "=" in config:
         overrides.insert(0, config)
         config = None
-    metrics, out = evaluate(args.ckpt, overrides, config)
+    plan = Rollouts(tasks=args.tasks, episodes=args.episodes, repeats=args.repeats)
+    report, out = evaluate(args.ckpt, overrides, config, plan)
+    metrics = report["metrics"]
     width = max(map(len, metrics), default=0)
     for key, value in sorted(metrics.items()):
         print(f"{key:<{width}}  {value:.4f}")
+    if "success" in report:
+        print((out / "table.md").read_text())
     print(f"written: {out}")
 
 
@@ -47,7 +51,7 @@ def _probe(args: argparse.Namespace) -> None:
 def _report(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from mirror.training.compare import report
+    from mirror.training.report import report
 
     path = report(args.runs, Path(args.out))
     print(path.read_text())
@@ -72,6 +76,9 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="evaluate a checkpoint (or a config's models zero-shot) on held-out data")
     p.add_argument("config", nargs="?", help="experiment config, to evaluate its models without training")
     p.add_argument("--ckpt", help="checkpoint written by `mirror train`")
+    p.add_argument("--tasks", nargs="+", help="tasks (or levels) to roll out, or 'all' (default)")
+    p.add_argument("--episodes", type=int, help="rollout episodes per task (default: the data's final count)")
+    p.add_argument("--repeats", type=int, default=1, help="repeated evaluations: mean +- std per task")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="changes to the saved config")
     p.set_defaults(func=_eval)
 
@@ -94,7 +101,7 @@ def parser() -> argparse.ArgumentParser:
 def _quiet_third_party_noise() -> None:
     """Drop Lightning's advertisement and a deprecation warning it raises on every step."""
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
-        lambda record: "litlogger" not in record.getMessage()
+        lambda record: "litlogger" not in record.getMessage() and "litmodels" not in record.getMessage()
     )
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 

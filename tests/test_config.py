@@ -77,3 +77,11 @@ def test_console_script_exit_code_without_traceback():
     assert proc.stderr.strip() == (
         "mirror train: error: command line: unknown key 'align.tua' (did you mean 'align.tau'?)"
     )
+
+
+def test_switching_a_model_voids_its_earlier_keys():
+    arp = load_config(ROOT / "configs/rlbench/arp.yaml")
+    assert arp.understanding.name == "none" and arp.align.weight == 0
+    assert arp.execution.name == "arp" and arp.execution.lr_per_sample  # the rest of mirror.yaml still applies
+    with pytest.raises(ConfigError, match="unknown key 'understanding.width'"):
+        load_config(ROOT / "configs/rlbench/viclip.yaml", ["understanding.width=3"])

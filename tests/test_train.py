@@ -113,7 +113,7 @@ def test_eval_reports_validation_metrics(cli, tmp_path):
     code, out, err = cli("eval", "--ckpt", str(tmp_path / "ev" / "checkpoints" / "last.ckpt"))
     assert code == 0, err
     assert "val/align/recall1" in out and "val/u/acc" in out
-    assert (tmp_path / "ev" / "eval" / "last.json").is_file()
+    assert (tmp_path / "ev" / "eval" / "last" / "metrics.json").is_file()
     code, _, err = cli("eval", "--ckpt", str(tmp_path / "missing.ckpt"))
     assert code == 1 and "checkpoint not found" in err
 
@@ -146,7 +146,7 @@ def test_two_process_ddp_run_on_cpu(tmp_path):
 def test_zero_shot_eval_of_a_config(cli, tmp_path):
     code, out, err = cli("eval", TOY, f"run.root={tmp_path}", "run.name=zs")
     assert code == 0, err
-    assert "val/u/acc" in out and (tmp_path / "zs" / "eval" / "zero_shot.json").is_file()
+    assert "val/u/acc" in out and (tmp_path / "zs" / "eval" / "zero_shot" / "metrics.json").is_file()
 
 
 def test_last_step_is_checkpointed_when_not_a_multiple_of_ckpt_every(tmp_path):

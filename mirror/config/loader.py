@@ -87,8 +87,28 @@ def parse_overrides(overrides: Sequence[str]) -> DictConfig:
         raise ConfigError(f"command line: {err}".splitlines()[0]) from None
 
 
+def _drop_replaced_models(layers: Sequence[Layer]) -> list[Layer]:
+    """A layer that switches a section to another model (`name`) voids that section in earlier layers: their
+    keys belonged to the previous model (e.g. arp.yaml sets `understanding.name: none` over mirror.yaml)."""
+    layers = [(source, layer.copy()) for source, layer in layers]
+    for section in SECTIONS:
+        names = [layer.get(section, {}).get("name") if isinstance(layer.get(section), DictConfig) else None
+                 for _, layer in layers]
+        final = next((n for n in reversed(names) if n is not None), None)
+        current = None
+        effective = []
+        for n in names:
+            current = n if n is not None else current
+            effective.append(current)
+        for (_, layer), name in zip(layers, effective, strict=True):
+            if name is not None and name != final and section in layer:
+                del layer[section]
+    return layers
+
+
 def build_config(layers: Sequence[Layer], default_name: str) -> MirrorConfig:
     """Merge the layers onto the schema chosen by the sections' `name` keys and validate."""
+    layers = _drop_replaced_models(layers)
     schema = OmegaConf.structured(_schema(layers))
     if OmegaConf.is_missing(schema.run, "name"):
         schema.run.name = default_name

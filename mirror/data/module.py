@@ -45,6 +45,10 @@ class MirrorDataModule(L.LightningDataModule, metaclass=ABCMeta):
         """Per-item sampling weights for training (None: a uniform permutation per epoch)."""
         return None
 
+    def rollout_runner(self):
+        """The runner of this data's evaluation episodes in its environment, or None (see training.rollouts)."""
+        return None
+
     def callbacks(self) -> list[Callback]:
         """Callbacks this data brings to training, such as rollout evaluation in its environment."""
         return []

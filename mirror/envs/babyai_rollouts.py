@@ -43,10 +43,10 @@ def load_policy(payload: bytes) -> torch.nn.Module:
 
 
 def run_episodes(model: torch.nn.Module, job: tuple) -> list[EpisodeResult]:
-    """Roll out one job's episodes together: (levels, episode indices, seeds, greedy). Sampled actions
-    use a generator seeded by the episode seeds, so an evaluation is reproducible."""
-    levels, indices, seeds, greedy = job
-    generator = torch.Generator().manual_seed(seeds[0])
+    """Roll out one job's episodes together: (levels, episode indices, seeds, greedy, repeat). Sampled
+    actions use a generator seeded by the first episode seed and the repeat, so evaluations reproduce."""
+    levels, indices, seeds, greedy, repeat = job
+    generator = torch.Generator().manual_seed(seeds[0] * 100 + repeat)
     envs = [babyai.make(level) for level in levels]
     obs = [babyai.reset(env, seed) for env, seed in zip(envs, seeds, strict=True)]
     tokens = model.tokenize([o["mission"] for o in obs])
@@ -82,11 +82,12 @@ class BabyAIRollouts:
         self.tasks = list(cfg.data.levels)
         self.pool: RolloutPool | None = None
 
-    def episodes(self, final: bool) -> list[tuple[str, int]]:
-        n = self.cfg.data.final_rollout_episodes if final else self.cfg.data.rollout_episodes
+    def episodes(self, final: bool, count: int | None = None) -> list[tuple[str, int]]:
+        d = self.cfg.data
+        n = count if count is not None else d.final_rollout_episodes if final else d.rollout_episodes
         return [(level, i) for level in self.tasks for i in range(n)]
 
-    def run(self, module: torch.nn.Module, episodes: list[tuple[str, int]]) -> list[EpisodeResult]:
+    def run(self, module: torch.nn.Module, episodes: list[tuple[str, int]], repeat: int = 0) -> list[EpisodeResult]:
         if not episodes:
             return []
         if self.pool is None:
@@ -96,7 +97,7 @@ class BabyAIRollouts:
         for start in range(0, len(episodes), EPISODES_PER_JOB):
             chunk = episodes[start : start + EPISODES_PER_JOB]
             jobs.append(([lvl for lvl, _ in chunk], [i for _, i in chunk],
-                         [episode_seed(seed, "rollout", i) for _, i in chunk], self.cfg.data.rollout_greedy))
+                         [episode_seed(seed, "rollout", i) for _, i in chunk], self.cfg.data.rollout_greedy, repeat))
         outcomes = self.pool.map(pack_policy(self.cfg, self.spec, module.execution), jobs)
         results = []
         for (levels, indices, *_), outcome in zip(jobs, outcomes, strict=True):

@@ -7,6 +7,7 @@ this callback only distributes, aggregates and reports, so every rank logs ident
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,11 +33,15 @@ class EpisodeResult:
 
 
 class RolloutRunner(Protocol):
+    """Runs a data's evaluation episodes: `episodes` lists (task, index) pairs (the configured count, the
+    final count, or `count` per task); `run` plays them (repeat r re-runs with fresh randomness)."""
+
     tasks: list[str]
 
-    def episodes(self, final: bool) -> list[tuple[str, int]]: ...
+    def episodes(self, final: bool, count: int | None = None) -> list[tuple[str, int]]: ...
 
-    def run(self, module: L.LightningModule, episodes: list[tuple[str, int]]) -> list[EpisodeResult]: ...
+    def run(self, module: L.LightningModule, episodes: list[tuple[str, int]], repeat: int = 0
+            ) -> list[EpisodeResult]: ...
 
     def close(self) -> None: ...
 
@@ -120,7 +125,10 @@ class RolloutEvaluation(L.Callback):
         values, results = evaluate(trainer, module, self.runner, final=False, prefix=self.prefix)
         module.log_dict(values, sync_dist=False)
         folder = Path(trainer.default_root_dir) / "rollouts"
-        report(trainer, values, results, self.runner.tasks, folder, f"step{trainer.global_step:07d}", self.prefix)
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"step{trainer.global_step:07d}"
+        (folder / f"{name}.rank{trainer.global_rank}.json").write_text(json.dumps(values))  # what each rank logged
+        report(trainer, values, results, self.runner.tasks, folder, name, self.prefix)
 
     def teardown(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
         self.runner.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Sequence
 from datetime import timedelta
@@ -27,6 +28,18 @@ class FinalCheckpoint(Callback):
         trainer.save_checkpoint(path)
         if trainer.is_global_zero:
             shutil.copyfile(path, folder / "last.ckpt")
+
+
+class ValidationRecord(Callback):
+    """Rank 0 writes every validation's metrics to `<run>/validation/step<N>.json` (read by `mirror report`)."""
+
+    def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        folder = Path(trainer.default_root_dir) / "validation"
+        folder.mkdir(parents=True, exist_ok=True)
+        values = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        (folder / f"step{trainer.global_step:07d}.json").write_text(json.dumps(values, indent=1))
 
 
 def find_unused_parameters(cfg: MirrorConfig) -> bool:
@@ -83,7 +96,8 @@ def build_trainer(
         enable_model_summary=True,
         logger=logger,
         callbacks=[
-            checkpoints, FinalCheckpoint(), *([LearningRateMonitor(logging_interval="step")] if logger else []),
+            checkpoints, FinalCheckpoint(), ValidationRecord(),
+            *([LearningRateMonitor(logging_interval="step")] if logger else []),
             *callbacks,
         ],
         default_root_dir=run_dir,

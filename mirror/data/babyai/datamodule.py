@@ -188,10 +188,14 @@ class BabyAIData(MirrorDataModule):
     def val_set(self) -> Dataset:
         return BabyAIPairs(self.episodes("val"), self.cfg.align.positives, self.cfg.data.clip_frames)
 
-    def callbacks(self) -> list[Callback]:
+    def rollout_runner(self):
         from mirror.envs.babyai_rollouts import BabyAIRollouts
-        from mirror.training.report import BabyAIReport
-        from mirror.training.rollouts import RolloutEvaluation
 
-        runner = BabyAIRollouts(self.cfg, self.spec)
-        return [RolloutEvaluation(runner), BabyAIReport(runner)]
+        return BabyAIRollouts(self.cfg, self.spec)
+
+    def callbacks(self) -> list[Callback]:
+        from mirror.training.rollouts import RolloutEvaluation
+        from mirror.training.summary import BabyAISummary
+
+        runner = self.rollout_runner()
+        return [RolloutEvaluation(runner), BabyAISummary(runner)]

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from filelock import FileLock
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import Dataset
 
@@ -43,6 +44,13 @@ class RLBenchDataConfig(DataConfig):
     skip_bad: bool = False  # skip unreadable episodes with a warning instead of failing
     task_uniform: bool = True
     batch_size: int = 24
+    test_root: str = "data/rlbench/test"  # stored test demos: evaluation episode i restores demo i
+    rollout_tasks: list[str] | None = None  # None: all of `tasks`
+    rollout_episodes: int = 0  # per task at each validation (0: no rollouts during training)
+    rollout_workers: int = 1  # CoppeliaSim processes
+    rollout_timeout: float = 900.0  # seconds one episode may take before its worker is replaced
+    rollout_max_steps: int = 25
+    headless: bool = True
 
 
 def episode_indices(root: str | Path, task: str) -> list[int]:
@@ -125,6 +133,8 @@ class RLBenchData(MirrorDataModule):
     def split_keys(self) -> dict[str, tuple[str, list[EpisodeKey]]]:
         """(root, episode keys) of the training and validation splits."""
         d = self.cfg.data
+        if d.val_root is not None and not Path(d.val_root).is_dir():
+            raise ConfigError(f"data.val_root: folder not found: {d.val_root} (null: hold out episodes of data.root)")
         train, val = [], []
         for task in d.tasks:
             present = episode_indices(d.root, task)
@@ -187,3 +197,13 @@ class RLBenchData(MirrorDataModule):
 
     def sample_weights(self, dataset: Dataset) -> torch.Tensor | None:
         return dataset.weights() if self.cfg.data.task_uniform else None
+
+    def rollout_runner(self):
+        from mirror.envs.rlbench_rollouts import RLBenchRollouts
+
+        return RLBenchRollouts(self.cfg, self.spec)
+
+    def callbacks(self) -> list[Callback]:
+        from mirror.training.rollouts import RolloutEvaluation
+
+        return [RolloutEvaluation(self.rollout_runner())] if self.cfg.data.rollout_episodes > 0 else []

@@ -1,0 +1,113 @@
+"""RLBench evaluation on CoppeliaSim (the PerAct fork): one episode = reset to a stored test demo, then up
+to 25 key poses from the policy.
+
+Action mode MoveArmThenGripper(EndEffectorPoseViaPlanning, Discrete); the four cameras at 128 x 128 with
+point clouds; headless. Test episode i is restored from the stored demo i, so every evaluation sees the same
+scenes. The policy's xyz is clipped to the workspace; IK, path-planning and invalid-action errors end the
+episode as a failure of that kind; success is a reward >= 1. RLBench and PyRep are imported only here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from mirror.data.rlbench.format import CAMERAS, SCENE_BOUNDS
+from mirror.errors import MirrorError
+from mirror.training.rollouts import EpisodeResult
+
+MAX_STEPS = 25
+Policy = Callable[[dict, str], np.ndarray]  # (observation inputs, instruction) -> 9-D action
+
+
+def task_class(name: str):
+    """The RLBench task class of a task module name (open_drawer -> OpenDrawer)."""
+    from rlbench.backend.utils import task_file_to_task_class
+
+    try:
+        return task_file_to_task_class(name)
+    except (ImportError, AttributeError):
+        raise MirrorError(f"RLBench has no task '{name}' (is the PerAct fork installed?)") from None
+
+
+def observation_inputs(obs, cameras: tuple[str, ...] = CAMERAS) -> dict[str, np.ndarray]:
+    """The execution model's inputs from an RLBench observation: RGB, world points, proprioception."""
+    return {
+        "rgb": np.stack([getattr(obs, f"{c}_rgb") for c in cameras]).astype(np.uint8),
+        "xyz": np.stack([getattr(obs, f"{c}_point_cloud") for c in cameras]).astype(np.float32),
+        "proprio": np.array([obs.gripper_open, *obs.gripper_joint_positions], dtype=np.float32),
+    }
+
+
+def workspace(task) -> tuple[np.ndarray, np.ndarray]:
+    """The scene's workspace box (what the planner accepts), as RVT and ARP read it; else the scene bounds."""
+    scene = getattr(task, "_scene", None)
+    try:
+        lo = [getattr(scene, f"_workspace_min{a}") for a in "xyz"]
+        hi = [getattr(scene, f"_workspace_max{a}") for a in "xyz"]
+    except AttributeError:
+        return np.array(SCENE_BOUNDS[:3]), np.array(SCENE_BOUNDS[3:])
+    return np.array(lo) + 1e-7, np.array(hi) - 1e-7
+
+
+def clip_action(action: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    action = np.asarray(action, dtype=np.float64).copy()
+    action[:3] = np.clip(action[:3], lo, hi)
+    return action
+
+
+class RLBenchEnv:
+    """One CoppeliaSim instance (one per process: threads are not supported by PyRep)."""
+
+    def __init__(self, test_root: str, image_size: int = 128, headless: bool = True, max_steps: int = MAX_STEPS):
+        from pyrep.const import RenderMode
+        from rlbench.action_modes.action_mode import MoveArmThenGripper
+        from rlbench.action_modes.arm_action_modes import EndEffectorPoseViaPlanning
+        from rlbench.action_modes.gripper_action_modes import Discrete
+        from rlbench.environment import Environment
+        from rlbench.observation_config import CameraConfig, ObservationConfig
+
+        used = CameraConfig(rgb=True, point_cloud=True, depth=False, mask=False, image_size=(image_size, image_size),
+                            render_mode=RenderMode.OPENGL)
+        unused = CameraConfig()
+        unused.set_all(False)
+        cams = {f"{c}_camera": used for c in CAMERAS}
+        obs_config = ObservationConfig(overhead_camera=unused, joint_forces=False, gripper_joint_positions=True,
+                                       task_low_dim_state=False, **cams)
+        self.env = Environment(MoveArmThenGripper(EndEffectorPoseViaPlanning(), Discrete()), dataset_root=test_root,
+                               obs_config=obs_config, headless=headless)
+        self.env.launch()
+        self.max_steps = max_steps
+        self._tasks: dict[str, object] = {}
+
+    def task(self, name: str):
+        if name not in self._tasks:
+            self._tasks[name] = self.env.get_task(task_class(name))
+        return self._tasks[name]
+
+    def run_episode(self, name: str, index: int, policy: Policy) -> EpisodeResult:
+        """Test episode `index` of task `name` under `policy`; simulator errors end it as a failure."""
+        from pyrep.errors import ConfigurationPathError, IKError
+        from rlbench.backend.exceptions import InvalidActionError
+
+        kinds = {IKError: "ik", ConfigurationPathError: "path", InvalidActionError: "invalid_action"}
+        task = self.task(name)
+        task.set_variation(-1)
+        demo = task.get_demos(1, live_demos=False, random_selection=False, from_episode_number=index)[0]
+        task.set_variation(demo.variation_number)
+        descriptions, obs = task.reset_to_demo(demo)
+        lo, hi = workspace(task)
+        reward, steps = 0.0, 0
+        for steps in range(1, self.max_steps + 1):
+            action = clip_action(policy(observation_inputs(obs), descriptions[0]), lo, hi)
+            try:
+                obs, reward, terminate = task.step(action)
+            except tuple(kinds) as err:
+                return EpisodeResult(name, index, False, 0.0, steps, kinds[type(err)])
+            if reward >= 1 or terminate:
+                break
+        return EpisodeResult(name, index, reward >= 1, float(reward), steps)
+
+    def close(self) -> None:
+        self.env.shutdown()

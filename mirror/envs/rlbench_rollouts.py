@@ -1,0 +1,102 @@
+"""RLBench rollouts of the execution model, one CoppeliaSim per worker process.
+
+A worker builds the policy from the packed weights (on its GPU when there is one) and its own simulator;
+a job is one test episode, so a segfault or a hang past `data.rollout_timeout` costs one episode, recorded
+as an error, and a fresh worker takes over.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict
+
+import numpy as np
+import torch
+
+from mirror.config import MirrorConfig, config_from_dict, to_dict
+from mirror.envs.workers import JobError, RolloutPool
+from mirror.models.protocol import DataSpec
+from mirror.training.rollouts import EpisodeResult
+
+
+def pack(cfg: MirrorConfig, spec: DataSpec, execution: torch.nn.Module) -> bytes:
+    state = {k: v.detach().cpu() for k, v in execution.state_dict().items()}
+    buffer = io.BytesIO()
+    torch.save({"config": to_dict(cfg), "spec": asdict(spec), "state": state}, buffer)
+    return buffer.getvalue()
+
+
+class Worker:
+    """The state of one rollout process: the policy, its language cache and a simulator."""
+
+    def __init__(self, payload: bytes):
+        from mirror.envs.rlbench import RLBenchEnv
+        from mirror.training.module import build_branch
+
+        data = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+        self.cfg = config_from_dict(data["config"])
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device.type == "cpu":
+            torch.set_num_threads(1)
+        self.model = build_branch("execution", self.cfg.execution, DataSpec(**data["spec"]))
+        self.model.load_state_dict(data["state"])
+        self.model.to(self.device).eval()
+        self.language: dict[str, torch.Tensor] = {}
+        d = self.cfg.data
+        self.env = RLBenchEnv(d.test_root, headless=d.headless, max_steps=d.rollout_max_steps)
+
+    def load(self, payload: bytes) -> Worker:
+        data = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+        self.model.load_state_dict(data["state"])
+        return self
+
+    def policy(self, inputs: dict[str, np.ndarray], instruction: str) -> np.ndarray:
+        if instruction not in self.language:
+            self.language[instruction] = self.model.text_features([instruction])
+        batch = {k: torch.from_numpy(v)[None].to(self.device) for k, v in inputs.items()}
+        batch["language"] = self.language[instruction]
+        with torch.no_grad():
+            return self.model.act(batch)[0].cpu().numpy()
+
+
+_worker: Worker | None = None
+
+
+def setup(payload: bytes) -> Worker:
+    """Worker side: the first payload builds the simulator and policy; later ones only swap the weights."""
+    global _worker
+    _worker = Worker(payload) if _worker is None else _worker.load(payload)
+    return _worker
+
+
+def run(worker: Worker, job: tuple[str, int]) -> EpisodeResult:
+    task, index = job
+    return worker.env.run_episode(task, index, worker.policy)
+
+
+class RLBenchRollouts:
+    """The rollout runner of the RLBench data: which test episodes, run by a pool of simulator processes."""
+
+    def __init__(self, cfg: MirrorConfig, spec: DataSpec):
+        self.cfg, self.spec = cfg, spec
+        self.tasks = list(cfg.data.rollout_tasks or cfg.data.tasks)
+        self.pool: RolloutPool | None = None
+
+    def episodes(self, final: bool, count: int | None = None) -> list[tuple[str, int]]:
+        n = count if count is not None else self.cfg.data.rollout_episodes
+        return [(task, i) for task in self.tasks for i in range(n)]
+
+    def run(self, module: torch.nn.Module, episodes: list[tuple[str, int]], repeat: int = 0) -> list[EpisodeResult]:
+        if not episodes:
+            return []
+        if self.pool is None:
+            d = self.cfg.data
+            self.pool = RolloutPool(d.rollout_workers, setup, run, timeout=d.rollout_timeout)
+        outcomes = self.pool.map(pack(self.cfg, self.spec, module.execution), episodes)
+        return [o if not isinstance(o, JobError) else EpisodeResult(task, i, False, 0.0, 0, o.kind)
+                for (task, i), o in zip(episodes, outcomes, strict=True)]
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None

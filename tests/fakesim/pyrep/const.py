@@ -1,0 +1,6 @@
+from enum import Enum
+
+
+class RenderMode(Enum):
+    OPENGL = 0
+    OPENGL3 = 1

@@ -1,0 +1,5 @@
+from rlbench.environment import IKTask
+
+
+class CloseJar(IKTask):
+    name = "close_jar"

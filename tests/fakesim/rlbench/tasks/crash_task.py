@@ -1,0 +1,5 @@
+from rlbench.environment import CrashTask
+
+
+class CrashTask(CrashTask):
+    name = "crash_task"

@@ -1,0 +1,5 @@
+from rlbench.environment import HangTask
+
+
+class HangTask(HangTask):
+    name = "hang_task"

@@ -1,0 +1,5 @@
+from rlbench.environment import PathTask
+
+
+class TurnTap(PathTask):
+    name = "turn_tap"

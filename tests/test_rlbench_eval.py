@@ -1,0 +1,142 @@
+"""RLBench evaluation against the fake `rlbench` / `pyrep` in tests/fakesim: the adapter, crashing and
+hanging simulators, `mirror eval` tables, and the rollout callback under 2-process DDP."""
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from mirror.config import load_config
+from mirror.data.rlbench.synthetic import write_episode
+from mirror.envs.rlbench import MAX_STEPS, RLBenchEnv
+from mirror.envs.rlbench_rollouts import RLBenchRollouts
+from mirror.models.execution.arp import ARP
+from mirror.models.protocol import DataSpec
+from tests.conftest import ROOT
+from tests.test_arp import ARP_YAML, SMALL
+
+FAKESIM = ROOT / "tests" / "fakesim"
+
+
+@pytest.fixture
+def fakesim(monkeypatch):
+    monkeypatch.syspath_prepend(str(FAKESIM))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(FAKESIM), str(ROOT)]))
+    yield
+    for name in [m for m in sys.modules if m == "rlbench" or m.startswith(("rlbench.", "pyrep"))]:
+        del sys.modules[name]
+
+
+def constant(action):
+    return lambda inputs, instruction: np.asarray(action, dtype=np.float64)
+
+
+def test_adapter_passes_clipped_actions_counts_failures_and_stops_at_25(fakesim, tmp_path):
+    from rlbench.environment import WORKSPACE
+
+    env = RLBenchEnv(str(tmp_path), headless=True)
+    far = [5.0, -5.0, 0.0, 0, 0, 0, 1, 1, 0]
+    result = env.run_episode("open_drawer", 0, constant(far))
+    sent = env.task("open_drawer").actions
+    assert result.success is False and result.length == MAX_STEPS and result.error is None
+    assert len(sent) == MAX_STEPS
+    assert np.allclose(sent[0][:3], [WORKSPACE[1][0], WORKSPACE[0][1], WORKSPACE[0][2]])
+    assert np.array_equal(sent[0][3:], far[3:])  # rotation, gripper and collision pass through
+
+    task = env.task("push_buttons")
+    def reach_goal(inputs, instruction):
+        assert inputs["rgb"].shape == (4, 128, 128, 3) and inputs["xyz"].shape == (4, 128, 128, 3)
+        assert inputs["proprio"].shape == (3,) and instruction.startswith("push buttons variation")
+        return np.concatenate([task.goal, [0, 0, 0, 1, 1, 0]])
+    win = env.run_episode("push_buttons", 3, reach_goal)
+    assert win.success and win.length == 1 and win.reward == 1.0
+
+    good = [0.2, 0.0, 1.0, 0, 0, 0, 1, 1, 0]
+    assert env.run_episode("close_jar", 0, constant(good)).error == "ik"
+    assert env.run_episode("turn_tap", 0, constant(good)).error == "path"
+    bad_quat = env.run_episode("open_drawer", 1, constant([0.2, 0.0, 1.0, 0, 0, 0, 3, 1, 0]))
+    assert bad_quat.error == "invalid_action" and bad_quat.length == 1
+
+
+def small_arp_config(tmp_path, *extra):
+    return load_config(ARP_YAML, SMALL + [
+        f"data.test_root={tmp_path}", "data.rollout_max_steps=3", "data.rollout_workers=2",
+        "data.rollout_timeout=10", "trainer.accelerator=cpu", *extra])
+
+
+class Holder:
+    def __init__(self, execution):
+        self.execution = execution
+
+
+def test_crashing_and_hanging_simulators_cost_one_episode_each(fakesim, tmp_path):
+    cfg = small_arp_config(tmp_path, "data.rollout_tasks=[open_drawer,crash_task,hang_task,push_buttons]")
+    spec = DataSpec(["open the drawer"], list(cfg.data.rollout_tasks))
+    runner = RLBenchRollouts(cfg, spec)
+    episodes = [("open_drawer", 0), ("crash_task", 0), ("open_drawer", 1), ("hang_task", 0), ("push_buttons", 0),
+                ("push_buttons", 1)]
+    try:
+        results = runner.run(Holder(ARP(cfg.execution, spec)), episodes)
+    finally:
+        runner.close()
+    assert [(r.task, r.index) for r in results] == episodes
+    errors = {(r.task, r.index): r.error for r in results}
+    assert errors.pop(("crash_task", 0)) == "crash" and errors.pop(("hang_task", 0)) == "timeout"
+    assert set(errors.values()) == {None}
+    assert all(r.length == 3 for r in results if r.error is None)
+
+
+def test_ddp_rollout_callback_runs_each_episode_once_and_ranks_agree(fakesim, tmp_path):
+    for i in range(4):
+        write_episode(tmp_path / "raw", "open_drawer", i, frames=20, seed=i)
+    log = tmp_path / "episodes.log"
+    args = SMALL + [
+        f"data.root={tmp_path / 'raw'}", "data.val_root=null", f"data.cache={tmp_path / 'cache'}",
+        "data.tasks=[open_drawer]",
+        "data.episodes=3", "data.val_episodes=1", "data.batch_size=2", "data.val_batch_size=2",
+        "data.num_workers=0", "data.cache_workers=1", f"data.test_root={tmp_path}", "data.rollout_episodes=3",
+        "data.rollout_tasks=[open_drawer,push_buttons]", "data.rollout_max_steps=2", "data.rollout_workers=1",
+        "trainer.devices=2", "trainer.accelerator=cpu", "trainer.precision=32-true", "trainer.max_steps=2",
+        "trainer.val_every=2", "trainer.ckpt_every=2", "trainer.sanity_val_steps=0", "logger=csv",
+        f"run.root={tmp_path}", "run.name=ddp", "trainer.progress_bar=false",
+    ]
+    env = {**os.environ, "MIRROR_FAKESIM_LOG": str(log)}
+    proc = subprocess.run([sys.executable, "-m", "mirror", "train", str(ARP_YAML), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = Counter((task, int(ep)) for task, ep, *_ in (line.split() for line in log.read_text().splitlines()))
+    assert runs == Counter({(t, i): 1 for t in ("open_drawer", "push_buttons") for i in range(3)})
+    ranks = [json.loads((tmp_path / "ddp" / "rollouts" / f"step0000002.rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0] == ranks[1] and ranks[0]["rollout/episodes"] == 6
+
+
+def test_mirror_eval_writes_the_table_2_layout(fakesim, cli, tmp_path):
+    for i in range(3):
+        write_episode(tmp_path / "raw", "open_drawer", i, frames=20, seed=i)
+    train_args = SMALL + [
+        f"data.root={tmp_path / 'raw'}", "data.val_root=null", f"data.cache={tmp_path / 'cache'}",
+        "data.tasks=[open_drawer]", "data.episodes=2", "data.val_episodes=1", "data.batch_size=2",
+        "data.val_batch_size=2", "data.num_workers=0", "data.cache_workers=1", "trainer.devices=1",
+        "trainer.accelerator=cpu", "trainer.precision=32-true", "trainer.max_steps=1", "trainer.val_every=0",
+        "trainer.ckpt_every=1", "logger=csv", f"run.root={tmp_path}", "run.name=one", "trainer.progress_bar=false",
+    ]
+    assert cli("train", str(ARP_YAML), *train_args)[0] == 0
+    code, out, err = cli("eval", "--ckpt", str(tmp_path / "one" / "checkpoints" / "last.ckpt"), "--tasks",
+                         "open_drawer", "push_buttons", "--episodes", "2", "--repeats", "2",
+                         f"data.test_root={tmp_path}", "data.rollout_max_steps=2", "data.rollout_workers=1",
+                         "data.rollout_tasks=[open_drawer,push_buttons]")
+    assert code == 0, err
+    folder = tmp_path / "one" / "eval" / "last"
+    table = (folder / "table.md").read_text().splitlines()
+    assert table[0] == "| Method | Avg. Success | open_drawer | push_buttons |"
+    assert table[2].startswith("| one | ") and "±" in table[2]
+    rows = (folder / "episodes.csv").read_text().splitlines()
+    assert rows[0] == "repeat,task,index,success,reward,length,error" and len(rows) == 1 + 2 * 2 * 2
+    report = json.loads((folder / "metrics.json").read_text())
+    assert report["repeats"] == 2 and set(report["success"]) == {"open_drawer", "push_buttons", "avg"}
+    assert "val/e/trans_err_cm" in report["metrics"]
+    assert (folder / "table.png").stat().st_size > 1000
