@@ -6,15 +6,14 @@ the demonstrations, the same at every evaluation. Any execution model with `toke
 
 from __future__ import annotations
 
-import io
-from dataclasses import asdict
-
 import numpy as np
 import torch
 
-from mirror.config import MirrorConfig, config_from_dict, to_dict
+from mirror.config import MirrorConfig
 from mirror.data.babyai.demos import episode_seed
 from mirror.envs import babyai
+from mirror.envs.payload import build as payload_build
+from mirror.envs.payload import pack
 from mirror.envs.workers import JobError, RolloutPool
 from mirror.models.protocol import DataSpec
 from mirror.training.rollouts import EpisodeResult
@@ -22,24 +21,10 @@ from mirror.training.rollouts import EpisodeResult
 EPISODES_PER_JOB = 25
 
 
-def pack_policy(cfg: MirrorConfig, spec: DataSpec, execution: torch.nn.Module) -> bytes:
-    """Config, data spec and the execution model's weights as bytes for the workers."""
-    state = {k: v.detach().cpu() for k, v in execution.state_dict().items()}
-    buffer = io.BytesIO()
-    torch.save({"config": to_dict(cfg), "spec": asdict(spec), "state": state}, buffer)
-    return buffer.getvalue()
-
-
 def load_policy(payload: bytes) -> torch.nn.Module:
-    """Worker side: rebuild the execution model from `pack_policy` bytes (read with `weights_only`)."""
-    from mirror.training.module import build_branch
-
+    """Worker side: the execution model from the packed payload, one CPU thread per worker."""
     torch.set_num_threads(1)
-    data = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
-    cfg = config_from_dict(data["config"])
-    model = build_branch("execution", cfg.execution, DataSpec(**data["spec"]))
-    model.load_state_dict(data["state"])
-    return model.eval()
+    return payload_build(payload)[1]
 
 
 def run_episodes(model: torch.nn.Module, job: tuple) -> list[EpisodeResult]:
@@ -98,7 +83,7 @@ class BabyAIRollouts:
             chunk = episodes[start : start + EPISODES_PER_JOB]
             jobs.append(([lvl for lvl, _ in chunk], [i for _, i in chunk],
                          [episode_seed(seed, "rollout", i) for _, i in chunk], self.cfg.data.rollout_greedy, repeat))
-        outcomes = self.pool.map(pack_policy(self.cfg, self.spec, module.execution), jobs)
+        outcomes = self.pool.map(pack(self.cfg, self.spec, module.execution), jobs)
         results = []
         for (levels, indices, *_), outcome in zip(jobs, outcomes, strict=True):
             if isinstance(outcome, JobError):

@@ -7,23 +7,14 @@ as an error, and a fresh worker takes over.
 
 from __future__ import annotations
 
-import io
-from dataclasses import asdict
-
 import numpy as np
 import torch
 
-from mirror.config import MirrorConfig, config_from_dict, to_dict
+from mirror.config import MirrorConfig
+from mirror.envs.payload import build, pack, unpack
 from mirror.envs.workers import JobError, RolloutPool
 from mirror.models.protocol import DataSpec
 from mirror.training.rollouts import EpisodeResult
-
-
-def pack(cfg: MirrorConfig, spec: DataSpec, execution: torch.nn.Module) -> bytes:
-    state = {k: v.detach().cpu() for k, v in execution.state_dict().items()}
-    buffer = io.BytesIO()
-    torch.save({"config": to_dict(cfg), "spec": asdict(spec), "state": state}, buffer)
-    return buffer.getvalue()
 
 
 class Worker:
@@ -31,23 +22,18 @@ class Worker:
 
     def __init__(self, payload: bytes):
         from mirror.envs.rlbench import RLBenchEnv
-        from mirror.training.module import build_branch
 
-        data = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
-        self.cfg = config_from_dict(data["config"])
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         if self.device.type == "cpu":
             torch.set_num_threads(1)
-        self.model = build_branch("execution", self.cfg.execution, DataSpec(**data["spec"]))
-        self.model.load_state_dict(data["state"])
-        self.model.to(self.device).eval()
+        self.cfg, self.model = build(payload)
+        self.model.to(self.device)
         self.language: dict[str, torch.Tensor] = {}
         d = self.cfg.data
         self.env = RLBenchEnv(d.test_root, headless=d.headless, max_steps=d.rollout_max_steps)
 
     def load(self, payload: bytes) -> Worker:
-        data = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
-        self.model.load_state_dict(data["state"])
+        self.model.load_state_dict(unpack(payload)[2])
         return self
 
     def policy(self, inputs: dict[str, np.ndarray], instruction: str) -> np.ndarray:

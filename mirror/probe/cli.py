@@ -10,10 +10,10 @@ import json
 import re
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from mirror.errors import ConfigError, MirrorError
+from mirror.probe.references import load_array
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -44,17 +44,6 @@ def run(args: argparse.Namespace) -> None:
     return from_models(args)
 
 
-def _array(path: str) -> np.ndarray:
-    p = Path(path)
-    if not p.is_file():
-        raise MirrorError(f"file not found: {p}")
-    if p.suffix == ".npy":
-        return np.load(p, allow_pickle=False)
-    if p.suffix == ".pt":
-        return np.asarray(torch.load(p, map_location="cpu", weights_only=True))
-    raise MirrorError(f"{p}: expected a .npy or .pt file")
-
-
 def _write(out: Path, name: str, result: dict) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.json"
@@ -72,16 +61,16 @@ def from_files(args: argparse.Namespace) -> None:
     from mirror.config.schema import AlignConfig
     from mirror.probe.alignment import Pairs, probe, success_failure
 
-    u, e = (torch.as_tensor(_array(f), dtype=torch.float32) for f in args.features)
+    u, e = (torch.as_tensor(load_array(f), dtype=torch.float32) for f in args.features)
     if len(u) != len(e):
         raise MirrorError(f"{args.features[0]} has {len(u)} rows, {args.features[1]} has {len(e)}")
-    keys = torch.as_tensor(_array(args.keys)).long() if args.keys else torch.arange(len(u))
+    keys = torch.as_tensor(load_array(args.keys)).long() if args.keys else torch.arange(len(u))
     pairs = Pairs(u, e, keys)
     defaults = AlignConfig()
     train, test = pairs.split(0.3, seed=0)
     result = {"probe": probe(train, test, defaults.dim, defaults.tau, args.epochs, bootstrap=1000).as_dict()}
     if args.labels:
-        result["success_vs_failure"] = success_failure(pairs, _array(args.labels), epochs=args.epochs)
+        result["success_vs_failure"] = success_failure(pairs, load_array(args.labels), epochs=args.epochs)
     _print(result["probe"])
     print(f"written: {_write(Path(args.out or 'probe'), 'features', result)}")
 
@@ -147,7 +136,7 @@ def from_models(args: argparse.Namespace) -> None:
     result, train = measure(bootstrap=1000)
     report = {"probe": result, "understanding": args.understanding, "execution": args.execution}
     if args.labels:
-        report["success_vs_failure"] = success_failure(train, _array(args.labels), epochs=args.epochs)
+        report["success_vs_failure"] = success_failure(train, load_array(args.labels), epochs=args.epochs)
     _print(result)
     print(f"written: {_write(out, 'probe', report)}")
 

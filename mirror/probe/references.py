@@ -46,18 +46,23 @@ def bag_of_words(texts: Sequence[str]) -> np.ndarray:
     return out
 
 
+def load_array(path: str | Path):
+    """A `.npy` array (no pickle) or the contents of a `.pt` file (`weights_only`): tensors, lists, dicts."""
+    path = Path(path)
+    if not path.is_file():
+        raise MirrorError(f"file not found: {path}")
+    if path.suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    if path.suffix == ".pt":
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        return data if isinstance(data, dict) else np.asarray(data)
+    raise MirrorError(f"{path}: expected a .npy or .pt file")
+
+
 def from_file(path: str | Path, texts: Sequence[str]) -> np.ndarray:
     """Embeddings from a file: a `.npy` / `.pt` array with one row per text, in the order of `texts`, or a
     `.pt` dict {"texts": [...], "embeddings": array} reordered to `texts`."""
-    path = Path(path)
-    if not path.is_file():
-        raise MirrorError(f"reference embeddings not found: {path}")
-    if path.suffix == ".npy":
-        data = np.load(path, allow_pickle=False)
-    elif path.suffix == ".pt":
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    else:
-        raise MirrorError(f"{path}: reference embeddings must be a .npy or .pt file")
+    data = load_array(path)
     if isinstance(data, dict):
         missing = [t for t in texts if t not in data.get("texts", [])]
         if "embeddings" not in data or missing:
