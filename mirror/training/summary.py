@@ -59,7 +59,7 @@ class BabyAISummary(L.Callback):
             rows.append(("P@15 vs MiniLM (agent instructions)", minilm.get("P@15"), minilm.get("P@15 chance")))
         images = {}
         if module.alignment is not None:
-            feats = extract(module, datamodule.val_dataloader(), "aligned features")
+            feats = extract(module, datamodule.feature_loader("val"), "aligned features")
             labels = feats[f"key_{module.cfg.align.positives.value}"].numpy()
             tsne = folder / "plots" / "tsne.png"
             images["tsne"] = tsne_plot(feats["z_u"].numpy(), feats["z_e"].numpy(), labels, tsne)
