@@ -6,10 +6,11 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from mirror.data.rlbench.synthetic import write_episode
-from mirror.training.report import RunRecord, table3
+from mirror.training.report import RunRecord, seeds, table3
 from tests.conftest import ROOT, SHARED_DATA
 from tests.test_arp import SMALL
 from tests.test_rlbench_eval import FAKESIM
@@ -81,3 +82,18 @@ def test_table_3_layout():
     assert lines[0] == "| positives | tau 0.02 (AU / EE) | tau 0.1 (AU / EE) | tau 0.2 (AU / EE) |"
     assert lines[2] == "| episode | 50.0 / 80.0 | 60.0 / 81.0 |  |"
     assert lines[3] == "| instruction |  | 70.0 / 82.0 |  |" and lines[4] == "| task |  |  | 80.0 / 83.0 |"
+
+
+def test_seed_groups_mean_and_std():
+    runs = {"mirror": [(90.0, 0.30), (84.0, 0.36), (99.0, 0.33)], "base": [(80.0, 0.31), (86.0, 0.35)]}
+    records = [RunRecord(ROOT, f"babyai-{g}-seed{i}", {}, summary={"success (%)": s, "recall": r})
+               for g, values in runs.items() for i, (s, r) in enumerate(values)]
+    text, stats = seeds(records)
+    for g, values in runs.items():
+        arr = np.array(values)
+        assert np.allclose(stats[f"babyai-{g}"]["success (%)"], (arr[:, 0].mean(), arr[:, 0].std()))
+        assert np.allclose(stats[f"babyai-{g}"]["recall"], (arr[:, 1].mean(), arr[:, 1].std()))
+    lines = text.splitlines()
+    assert lines[0] == "| metric | babyai-mirror (n=3) | babyai-base (n=2) |"
+    assert lines[2] == "| success (%) | 91.0 ± 6.2 | 83.0 ± 3.0 |"
+    assert lines[3] == "| recall | 0.330 ± 0.024 | 0.330 ± 0.020 |"

@@ -10,10 +10,7 @@ import json
 import re
 from pathlib import Path
 
-import torch
-
 from mirror.errors import ConfigError, MirrorError
-from mirror.probe.references import load_array
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -58,8 +55,11 @@ def _print(result: dict) -> None:
 
 
 def from_files(args: argparse.Namespace) -> None:
+    import torch
+
     from mirror.config.schema import AlignConfig
     from mirror.probe.alignment import Pairs, probe, success_failure
+    from mirror.probe.references import load_array
 
     u, e = (torch.as_tensor(load_array(f), dtype=torch.float32) for f in args.features)
     if len(u) != len(e):
@@ -91,6 +91,7 @@ def from_models(args: argparse.Namespace) -> None:
     from mirror.config import load_config
     from mirror.probe.alignment import Pairs, probe, success_failure
     from mirror.probe.features import extract
+    from mirror.probe.references import load_array
     from mirror.training.checkpoint import load_branch
     from mirror.training.module import MirrorModule
     from mirror.training.plots import line_chart

@@ -133,7 +133,9 @@ def seeds(records: list[RunRecord]) -> tuple[str | None, dict]:
     head = ["metric"] + [f"{g} (n={len(groups[g])})" for g in groups]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in metrics:
-        cells = [f"{stats[g][m][0]:.3f} ± {stats[g][m][1]:.3f}" if m in stats[g] else "n/a" for g in groups]
+        digits = 1 if any(abs(stats[g][m][0]) > 1.5 for g in groups if m in stats[g]) else 3  # % or fraction
+        cells = [f"{stats[g][m][0]:.{digits}f} ± {stats[g][m][1]:.{digits}f}" if m in stats[g] else "n/a"
+                 for g in groups]
         lines.append("| " + " | ".join([m, *cells]) + " |")
     return "\n".join(lines), stats
 
