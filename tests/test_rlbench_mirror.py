@@ -8,12 +8,17 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
+from mirror.config import load_config
 from mirror.data.rlbench.synthetic import write_episode
+from mirror.training.checkpoint import read_checkpoint
 from mirror.training.report import RunRecord, seeds, table3
+from mirror.training.run import train
 from tests.conftest import ROOT, SHARED_DATA
 from tests.test_arp import SMALL
 from tests.test_rlbench_eval import FAKESIM
+from tests.test_train import metric_rows
 
 MIRROR_YAML = ROOT / "configs/rlbench/mirror.yaml"
 
@@ -97,3 +102,22 @@ def test_seed_groups_mean_and_std():
     assert lines[0] == "| metric | babyai-mirror (n=3) | babyai-base (n=2) |"
     assert lines[2] == "| success (%) | 91.0 ± 6.2 | 83.0 ± 3.0 |"
     assert lines[3] == "| recall | 0.330 ± 0.024 | 0.330 ± 0.020 |"
+
+
+def test_alignment_off_leaves_arps_trajectory_unchanged(data_root, tmp_path):
+    """With align.weight=0, E in the joint run (U training beside it) follows ARP trained alone step by step."""
+    common = [*tiny(data_root, tmp_path, "unused"), "trainer.max_steps=3", "trainer.val_every=100",
+              "trainer.ckpt_every=3", "trainer.log_every=1", "execution.dropout=0.2"]
+    train(load_config(MIRROR_YAML, [*common, "align.weight=0", "run.name=joint"]))
+    alone = [o for o in common if not o.startswith("understanding.")]
+    train(load_config(ROOT / "configs/rlbench/arp.yaml", [*alone, "run.name=arp"]))
+    runs = {name: tmp_path / name for name in ("joint", "arp")}
+    losses = {n: [float(r["train/loss_ee"]) for r in metric_rows(run) if r.get("train/loss_ee")]
+              for n, run in runs.items()}
+    assert len(losses["joint"]) == 3 and any(float(r["train/loss_au"]) > 0 for r in metric_rows(runs["joint"])
+                                             if r.get("train/loss_au"))
+    assert np.allclose(losses["joint"], losses["arp"], rtol=1e-6, atol=0)
+    states = {n: read_checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"] for n, run in runs.items()}
+    execution = [k for k in states["arp"] if k.startswith("execution.")]
+    assert execution and all(torch.equal(states["joint"][k], states["arp"][k]) for k in execution)
+    assert any(k.startswith("understanding.") for k in states["joint"])

@@ -20,6 +20,8 @@ from mirror.models.protocol import Branch, BranchOutput, DataSpec
 from mirror.training import rng
 from mirror.training.optim import build_optimizer, build_param_groups, lr_factor
 
+UNDERSTANDING, EXECUTION = 0, 1  # keys of the branches' random streams
+
 
 class NonFiniteLossError(MirrorError):
     """The loss became NaN or Inf; the run stops before the bad step changes any weight."""
@@ -50,8 +52,12 @@ class MirrorModule(L.LightningModule):
         need_e = cfg.execution.name != NO_MODEL and (cfg.execution.weight > 0 or align_on)
         if not (need_u or need_e):
             raise ConfigError("nothing to train: understanding.weight, execution.weight and align.weight are all 0")
-        self.understanding = build_branch("understanding", cfg.understanding, spec) if need_u else None
-        self.execution = build_branch("execution", cfg.execution, spec) if need_e else None
+        # Each branch starts from, and later draws from, its own stream: with the alignment off, E's
+        # initialisation, dropout and augmentation are the same whether or not U trains beside it.
+        with rng.stream(rng.derive(cfg.seed, 0, UNDERSTANDING)):
+            self.understanding = build_branch("understanding", cfg.understanding, spec) if need_u else None
+        with rng.stream(rng.derive(cfg.seed, 0, EXECUTION)):
+            self.execution = build_branch("execution", cfg.execution, spec) if need_e else None
         self.alignment = (
             MirrorAlignment(self.understanding.feature_dim, self.execution.feature_dim, cfg.align.dim, cfg.align.tau)
             if align_on
@@ -74,15 +80,24 @@ class MirrorModule(L.LightningModule):
         ramp = 1.0 if step is None or warmup == 0 else min(1.0, step / warmup)
         return self.cfg.align.weight * ramp
 
-    def _run(self, batch: dict, u_task: bool, e_task: bool, distributed: bool, step: int | None = None):
+    def _stream(self, branch: int, step: int, micro: int):
+        """The branch's random stream at one (micro-)batch of one rank: a function of where training is, so
+        resumed runs draw the same numbers."""
+        return rng.stream(rng.derive(self.cfg.seed, 1, branch, step, micro, self.global_rank))
+
+    def _run(self, batch: dict, u_task: bool, e_task: bool, distributed: bool, step: int | None = None,
+             micro: int = 0):
         """Forward both branches and the alignment; returns weighted loss terms, metrics, aligned features."""
         cfg, align_on = self.cfg, self.alignment is not None
+        at = self.global_step if step is None else step
         out_u: BranchOutput | None = None
         out_e: BranchOutput | None = None
         if self.understanding is not None and (u_task or align_on):
-            out_u = self.understanding(batch["understanding"], task=u_task)
+            with self._stream(UNDERSTANDING, at, micro):
+                out_u = self.understanding(batch["understanding"], task=u_task)
         if self.execution is not None and (e_task or align_on):
-            out_e = self.execution(batch["execution"], task=e_task)
+            with self._stream(EXECUTION, at, micro):
+                out_e = self.execution(batch["execution"], task=e_task)
         terms: dict[str, tuple[float, Tensor]] = {}
         metrics: dict[str, Tensor] = {}
         if u_task:
@@ -100,11 +115,13 @@ class MirrorModule(L.LightningModule):
             metrics.update({"align/hit_ue": aligned.hit_ue, "align/hit_eu": aligned.hit_eu})
         return terms, metrics, aligned
 
-    def training_loss(self, batch: dict, step: int) -> tuple[Tensor | None, dict[str, Tensor]]:
-        """The weighted loss of one training step and the values to log (None when nothing trains)."""
+    def training_loss(self, batch: dict, step: int, micro: int = 0) -> tuple[Tensor | None, dict[str, Tensor]]:
+        """The weighted loss of one training step (micro-batch `micro` of it under gradient accumulation) and
+        the values to log (None when nothing trains)."""
         u_task = self.understanding is not None and self.cfg.understanding.weight > 0
         u_task = u_task and self.understanding_trains(step)
-        terms, metrics, _ = self._run(batch, u_task, self.cfg.execution.weight > 0, distributed=True, step=step)
+        e_task = self.cfg.execution.weight > 0
+        terms, metrics, _ = self._run(batch, u_task, e_task, distributed=True, step=step, micro=micro)
         if not terms:
             return None, {}
         loss = sum(w * term for w, term in terms.values())
@@ -113,7 +130,7 @@ class MirrorModule(L.LightningModule):
         return loss, logs
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor | None:
-        loss, logs = self.training_loss(batch, self.global_step)
+        loss, logs = self.training_loss(batch, self.global_step, batch_idx % self.trainer.accumulate_grad_batches)
         if loss is None:
             return None
         finite = bool(torch.isfinite(loss.detach()))
