@@ -119,6 +119,11 @@ def table3(records: list[RunRecord]) -> str | None:
     return "\n".join(lines)
 
 
+def _percent(means: list[float]) -> bool:
+    """Whether a metric's values are percentages rather than fractions (any magnitude above 1.5)."""
+    return max(abs(m) for m in means) > 1.5
+
+
 def seeds(records: list[RunRecord]) -> tuple[str | None, dict]:
     """Summary metrics grouped by run name without `-seedN`: mean +- std per group."""
     groups: dict[str, list[dict[str, float]]] = defaultdict(list)
@@ -133,7 +138,7 @@ def seeds(records: list[RunRecord]) -> tuple[str | None, dict]:
     head = ["metric"] + [f"{g} (n={len(groups[g])})" for g in groups]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in metrics:
-        digits = 1 if any(abs(stats[g][m][0]) > 1.5 for g in groups if m in stats[g]) else 3  # % or fraction
+        digits = 1 if _percent([stats[g][m][0] for g in groups if m in stats[g]]) else 3
         cells = [f"{stats[g][m][0]:.{digits}f} ± {stats[g][m][1]:.{digits}f}" if m in stats[g] else "n/a"
                  for g in groups]
         lines.append("| " + " | ".join([m, *cells]) + " |")
@@ -164,9 +169,9 @@ def report(runs: Sequence[str | Path], out: Path) -> Path:
         bar_chart(recognised, out / "recognition.png", "mean recognition top-1 (%)", "top-1 %")
     for i, metric in enumerate(dict.fromkeys(m for s in stats.values() for m in s)):
         have = {g: s[metric] for g, s in stats.items() if metric in s}
-        scale = max(abs(v[0]) for v in have.values())
+        percent = _percent([v[0] for v in have.values()])
         bar_chart({g: v[0] for g, v in have.items()}, out / f"seeds{i:02d}.png", metric, metric,
-                  errors={g: v[1] for g, v in have.items()}, limit=(0, 100) if scale > 1.5 else (0, 1))
+                  errors={g: v[1] for g, v in have.items()}, limit=(0, 100) if percent else (0, 1))
     path = out / "report.md"
     path.write_text("# Report\n\n" + "\n".join(sections))
     return path
