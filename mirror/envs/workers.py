@@ -12,6 +12,7 @@ exception from a simulator.
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
 import threading
 import time
 from collections import deque
@@ -33,6 +34,7 @@ class JobError:
 
 
 def _serve(conn: Connection, setup: Callable[[bytes], Any], run: Callable[[Any, Any], Any]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the training process, which stops cleanly
     state = None
     while True:
         try:

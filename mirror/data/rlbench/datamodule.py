@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 
 from mirror.config import DataConfig, MirrorConfig, Positives
 from mirror.data.module import MirrorDataModule
+from mirror.data.paths import writable_folder
 from mirror.data.rlbench.episode import world_points
 from mirror.data.rlbench.format import TASKS, episodes_folder
 from mirror.data.rlbench.store import CacheStore, EpisodeKey, RawStore, build_cache, cache_folder
@@ -152,11 +153,11 @@ class RLBenchData(MirrorDataModule):
             d = self.cfg.data
             root, keys = self.split_keys()[split]
             if d.use_cache:
-                folder = cache_folder(d.cache, root)
-                folder.mkdir(parents=True, exist_ok=True)
+                folder = writable_folder(cache_folder(d.cache, root), "data.cache")
                 with FileLock(str(folder / ".lock")):
-                    build_cache(root, folder, keys, d.clip_pool, d.cache_workers, d.skip_bad)
-                self._stores[split] = CacheStore(folder, keys)
+                    bad = build_cache(root, folder, keys, d.clip_pool, d.cache_workers, d.skip_bad)
+                self._stores[split] = CacheStore(folder, [k for k in keys if k not in bad])
+                self._stores[split].skipped += list(bad.values())
             else:
                 self._stores[split] = RawStore(root, keys, d.skip_bad)
             s = self._stores[split]
