@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
+import torch
 import yaml
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
@@ -25,7 +26,8 @@ from mirror.errors import ConfigError, MirrorError
 from mirror.training.checkpoint import check_fits, read_checkpoint
 from mirror.training.logging import build_logger
 from mirror.training.module import MirrorModule, NonFiniteLossError
-from mirror.training.trainer import build_trainer, save_step
+from mirror.training.phases import PhaseTimes
+from mirror.training.trainer import build_trainer, cpu_threads, save_step
 
 
 class TrainingInterrupted(MirrorError):
@@ -136,10 +138,20 @@ def sigint_as_sigterm():
         signal.signal(signal.SIGINT, previous)
 
 
+def report_phases(phases: PhaseTimes, directory: Path, trainer: L.Trainer) -> None:
+    table = phases.finish(directory, trainer.global_rank)
+    if trainer.is_global_zero:
+        print(table, flush=True)
+
+
 def train(cfg: MirrorConfig, callbacks: Sequence[Callback] = ()) -> Path:
     """Train U and E jointly as configured; returns the run directory with config, checkpoints and logs."""
+    phases = PhaseTimes()
     directory = run_dir(cfg)
     resume = resume_checkpoint(cfg, directory)
+    threads = cpu_threads(cfg)
+    if threads is not None:
+        torch.set_num_threads(threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     module = MirrorModule(cfg, datamodule.spec)
@@ -148,16 +160,20 @@ def train(cfg: MirrorConfig, callbacks: Sequence[Callback] = ()) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     logger = build_logger(cfg, directory, resume[1].get("global_step") if resume else None)
     start, interruption = RunStart(cfg, directory), Interruption()
-    trainer = build_trainer(cfg, directory, logger, [start, interruption, *datamodule.callbacks(), *callbacks])
+    trainer = build_trainer(cfg, directory, logger,
+                            [start, interruption, phases, *datamodule.callbacks(), *callbacks])
     ckpt = None
     if resume is not None:
         ckpt = resume[0]
         trainer.strategy.checkpoint_io.preloaded[str(ckpt)] = resume[1]
-    rank_zero_info(f"run directory: {directory}" + (f"; resuming from {ckpt}" if ckpt else ""))
+    rank_zero_info(f"run directory: {directory}" + (f"; resuming from {ckpt}" if ckpt else "")
+                   + f"; torch threads per process: {torch.get_num_threads()}")
     with sigint_as_sigterm() as sigint:
         try:
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
+            report_phases(phases, directory, trainer)
         except SIGTERMException:
+            report_phases(phases, directory, trainer)
             signum = signal.SIGINT if sigint else signal.SIGTERM
             saved = interruption.saved or "none (stopped before the first step)"
             raise TrainingInterrupted(

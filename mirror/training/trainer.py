@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.plugins.environments import SLURMEnvironment
@@ -15,6 +17,21 @@ from lightning.pytorch.strategies import DDPStrategy
 
 from mirror.config import MirrorConfig
 from mirror.training.checkpoint import RunCheckpointIO, atomic_copy
+
+
+def cpu_threads(cfg: MirrorConfig) -> int | None:
+    """Torch threads for each training process: `trainer.threads`, or when training on CPUs the cores this
+    process may use, shared among the node's training processes and their data-loader workers (more threads
+    than cores stall every parallel op on the slowest thread). None: leave torch's choice (GPU training)."""
+    t = cfg.trainer
+    if t.threads is not None:
+        return t.threads
+    on_cpu = t.accelerator == "cpu" or (t.accelerator == "auto" and not torch.cuda.is_available())
+    if not on_cpu:
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    processes = t.devices if t.devices > 0 else 1
+    return max(1, cores // processes - cfg.data.num_workers)
 
 
 def save_step(trainer: L.Trainer) -> Path:
