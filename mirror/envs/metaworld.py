@@ -19,17 +19,30 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import gymnasium as gym
+import numpy as np
+
+from mirror.errors import ConfigError, MirrorError
+from mirror.training.rollouts import EpisodeResult
+
+
+def gl_error(err: Exception) -> MirrorError:
+    backend = os.environ.get("MUJOCO_GL", "")
+    return MirrorError(
+        f"MuJoCo cannot create an OpenGL context (MUJOCO_GL={backend}: {type(err).__name__}: {err}); install "
+        "EGL and Mesa (Debian: apt-get install libegl1 libgl1 libgl1-mesa-dri) and use MUJOCO_GL=egl, the default")
+
+
 os.environ.setdefault("MUJOCO_GL", "egl")
-
-import gymnasium as gym  # noqa: E402
-import metaworld  # noqa: E402, F401  (registers the Meta-World/* environments)
-import mujoco  # noqa: E402
-import numpy as np  # noqa: E402
-from metaworld.env_dict import ALL_V3_ENVIRONMENTS, MT10_V3  # noqa: E402
-from metaworld.policies import ENV_POLICY_MAP  # noqa: E402
-
-from mirror.errors import ConfigError, MirrorError  # noqa: E402
-from mirror.training.rollouts import EpisodeResult  # noqa: E402
+try:  # MuJoCo loads its GL backend when imported
+    import metaworld  # noqa: F401  (registers the Meta-World/* environments)
+    import mujoco
+    from metaworld.env_dict import ALL_V3_ENVIRONMENTS, MT10_V3
+    from metaworld.policies import ENV_POLICY_MAP
+except ModuleNotFoundError:
+    raise
+except (ImportError, AttributeError, RuntimeError, OSError) as err:
+    raise gl_error(err) from None
 
 MT10 = tuple(MT10_V3)
 CAMERAS = ("corner", "corner2", "topview", "gripperPOV")  # see the README: the workspace from 4 sides
@@ -52,13 +65,6 @@ def check_tasks(tasks: list[str], key: str = "--tasks") -> None:
             close = difflib.get_close_matches(task, ALL_V3_ENVIRONMENTS, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise ConfigError(f"{key}: unknown Meta-World task '{task}'{hint}; MT10: {', '.join(MT10)}")
-
-
-def gl_error(err: Exception) -> MirrorError:
-    backend = os.environ.get("MUJOCO_GL", "")
-    return MirrorError(
-        f"MuJoCo cannot create an OpenGL context (MUJOCO_GL={backend}: {type(err).__name__}: {err}); install "
-        "EGL and Mesa (Debian: apt-get install libegl1 libgl1 libgl1-mesa-dri) or set MUJOCO_GL=osmesa")
 
 
 def camera_matrices(model: mujoco.MjModel, data: mujoco.MjData, camera: str, size: int

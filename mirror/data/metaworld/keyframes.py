@@ -24,7 +24,7 @@ def stops(hand: np.ndarray) -> list[int]:
     """Frames where the hand's speed is a local minimum below `STOP_SPEED` (frame t moves from t - 1)."""
     speed = np.r_[0.0, np.linalg.norm(np.diff(hand, axis=0), axis=1), np.inf]  # at rest before frame 0
     return [t for t in range(1, len(hand) - 1)
-            if speed[t] < STOP_SPEED and speed[t] <= speed[t - 1] and speed[t] <= speed[t + 1]]
+            if speed[t] < STOP_SPEED and speed[t] < speed[t - 1] and speed[t] <= speed[t + 1]]
 
 
 def corners(hand: np.ndarray, lo: int, hi: int, tolerance: float = CORNER) -> list[int]:
