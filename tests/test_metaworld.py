@@ -115,4 +115,4 @@ def test_bad_task_names_and_paths_are_one_line_errors(cli, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     code, _, err = cli("demos", "metaworld", "--tasks", "reach-v3", "--out", str(blocker))
-    assert code == 2 and err.count("\n") == 1 and f"cannot write demonstrations to {blocker}" in err
+    assert code == 2 and err.count("\n") == 1 and f"--out: cannot create folder {blocker}" in err

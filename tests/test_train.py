@@ -33,8 +33,9 @@ def test_train_writes_checkpoints_config_and_offline_wandb(cli, tmp_path, monkey
 
 
 def metric_rows(run):
-    """Rows of every CSV log of a run (one version folder per start)."""
-    return [row for path in sorted(run.glob("csv/version_*/metrics.csv")) for row in csv.DictReader(open(path))]
+    """Rows of a run's CSV log (one file over all starts of the run)."""
+    with open(run / "csv" / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def test_metrics_are_logged_per_branch(tmp_path):

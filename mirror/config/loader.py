@@ -177,6 +177,8 @@ def check(cfg: MirrorConfig) -> None:
         ("understanding.fraction", 0 < cfg.understanding.fraction <= 1, "must be in (0, 1]"),
         ("data.batch_size", cfg.data.batch_size > 0, "must be > 0"),
         ("trainer.max_steps", cfg.trainer.max_steps > 0, "must be > 0"),
+        ("trainer.devices", cfg.trainer.devices == -1 or cfg.trainer.devices > 0, "must be > 0, or -1 for all"),
+        ("trainer.num_nodes", cfg.trainer.num_nodes > 0, "must be > 0"),
         ("trainer.ckpt_every", cfg.trainer.ckpt_every > 0, "must be > 0"),
         ("trainer.val_every", cfg.trainer.val_every >= 0, "must be >= 0 (0 disables validation)"),
         ("trainer.accumulate_grad_batches", cfg.trainer.accumulate_grad_batches > 0, "must be > 0"),

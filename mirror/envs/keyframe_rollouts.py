@@ -86,7 +86,7 @@ class KeyframeRollouts:
             self.pool = RolloutPool(d.rollout_workers, partial(setup, type(self).make_env), run,
                                     timeout=d.rollout_timeout)
         outcomes = self.pool.map(pack(self.cfg, self.spec, module.execution), episodes)
-        return [o if not isinstance(o, JobError) else EpisodeResult(task, i, False, 0.0, 0, o.kind)
+        return [EpisodeResult.lost(task, i, o.kind, o.detail) if isinstance(o, JobError) else o
                 for (task, i), o in zip(episodes, outcomes, strict=True)]
 
     def close(self) -> None:

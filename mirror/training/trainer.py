@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -15,19 +14,25 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.strategies import DDPStrategy
 
 from mirror.config import MirrorConfig
+from mirror.training.checkpoint import RunCheckpointIO, atomic_copy
+
+
+def save_step(trainer: L.Trainer) -> Path:
+    """Checkpoint the current step (unless done already) and make it `last.ckpt`; every rank must call it."""
+    folder = Path(trainer.checkpoint_callback.dirpath)
+    path = folder / f"step{trainer.global_step:07d}.ckpt"
+    if not path.exists():
+        trainer.save_checkpoint(path, weights_only=False)
+        if trainer.is_global_zero:
+            atomic_copy(path, folder / "last.ckpt")
+    return path
 
 
 class FinalCheckpoint(Callback):
     """Also checkpoint the last step when it is not a multiple of `trainer.ckpt_every` (and point last.ckpt at it)."""
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        folder = Path(trainer.checkpoint_callback.dirpath)
-        path = folder / f"step{trainer.global_step:07d}.ckpt"
-        if path.exists():
-            return
-        trainer.save_checkpoint(path)
-        if trainer.is_global_zero:
-            shutil.copyfile(path, folder / "last.ckpt")
+        save_step(trainer)
 
 
 class ValidationRecord(Callback):
@@ -76,7 +81,9 @@ def build_trainer(
         save_last=True,
     )
     validate = t.val_every > 0
-    plugins = [SLURMEnvironment(auto_requeue=t.slurm_requeue)] if SLURMEnvironment.detect() else None
+    plugins = [RunCheckpointIO()]
+    if SLURMEnvironment.detect():
+        plugins.append(SLURMEnvironment(auto_requeue=t.slurm_requeue))
     return L.Trainer(
         accelerator=t.accelerator,
         devices=t.devices,
@@ -94,6 +101,7 @@ def build_trainer(
         log_every_n_steps=t.log_every,
         enable_progress_bar=t.progress_bar,
         enable_model_summary=True,
+        enable_autolog_hparams=False,  # the run logs its merged config itself, once a resume has succeeded
         logger=logger,
         callbacks=[
             checkpoints, FinalCheckpoint(), ValidationRecord(),

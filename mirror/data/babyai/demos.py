@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from mirror.data.paths import writable_folder
 from mirror.data.seeds import episode_seed
 from mirror.envs.babyai import Episode, expert_episode, make
 
@@ -134,6 +135,7 @@ def main(argv: Sequence[str]) -> None:
     p.add_argument("--tile", type=int, default=8, help="pixels per grid cell of the point-of-view frames")
     p.add_argument("--root", default="data/babyai")
     args = p.parse_args(argv)
+    writable_folder(args.root, "--root")
     for level in args.levels:
         paths = ensure_demos(
             args.root, level, {"train": args.episodes, "val": args.val_episodes}, args.seed, args.tile, args.workers

@@ -17,7 +17,7 @@ import numpy as np
 from mirror.data.keyframes.records import EpisodeInfo, Sample
 from mirror.data.video import segment_frames
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 EpisodeKey = tuple[str, int]  # (task, episode index)
 
 

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from mirror.data.keyframes.cache import CACHE_VERSION, episode_dir, save_episode
 from mirror.data.keyframes.records import EpisodeInfo, Sample
 from mirror.data.metaworld.keyframes import keyframes
+from mirror.data.paths import writable_folder
 from mirror.data.seeds import episode_seed
 from mirror.errors import ConfigError, MirrorError
 
@@ -164,10 +165,7 @@ def generate(root: str | Path, tasks: Sequence[str], counts: dict[str, int], req
     jobs = [(root, split, task, i, request) for split in SPLITS for task in tasks for i in range(counts[split])
             if not is_current(episode_dir(root / split, (task, i)), request)]
     failed = dict.fromkeys(tasks, 0)
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(f"cannot write demonstrations to {root}: {err.strerror}") from None
+    writable_folder(root, "--out")
     bar = dict(total=len(jobs), desc="metaworld demos", unit="ep", disable=not jobs)
     if workers > 1 and len(jobs) > 1:
         with mp.get_context("spawn").Pool(workers) as pool:

@@ -16,6 +16,7 @@ from filelock import FileLock
 from mirror.config import MirrorConfig
 from mirror.data.keyframes.cache import CacheStore, EpisodeKey, cache_folder
 from mirror.data.keyframes.datamodule import KeyframeData, KeyframeDataConfig
+from mirror.data.paths import writable_folder
 from mirror.data.rlbench.format import TASKS, episodes_folder
 from mirror.data.rlbench.store import RawStore, build_cache
 from mirror.errors import ConfigError
@@ -75,11 +76,12 @@ class RLBenchData(KeyframeData):
         root, keys = self.split_keys()[split]
         if not d.use_cache:
             return RawStore(root, keys, d.skip_bad)
-        folder = cache_folder(d.cache, root)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = writable_folder(cache_folder(d.cache, root), "data.cache")
         with FileLock(str(folder / ".lock")):
-            build_cache(root, folder, keys, d.clip_pool, d.cache_workers, d.skip_bad)
-        return CacheStore(folder, keys)
+            bad = build_cache(root, folder, keys, d.clip_pool, d.cache_workers, d.skip_bad)
+        store = CacheStore(folder, [k for k in keys if k not in bad])
+        store.skipped += list(bad.values())
+        return store
 
     def missing_training(self) -> str:
         return f"data.root: no readable training episodes under {self.cfg.data.root}"

@@ -6,7 +6,6 @@ raises `BadEpisodeError` naming the episode folder and the file.
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +36,8 @@ def read_pickle(folder: Path, name: str):
         return pickles.load(path)
     except pickles.UnsafePickleError as err:
         raise _bad(folder, name, str(err)) from None
-    except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError) as err:
-        raise _bad(folder, name, f"unreadable pickle ({err})") from None
+    except Exception as err:  # an untrusted file: whatever fails while reading it makes it a bad one
+        raise _bad(folder, name, f"unreadable pickle ({type(err).__name__}: {err})") from None
 
 
 def read_png(folder: Path, camera: str, kind: str, frame: int) -> np.ndarray:
@@ -64,6 +63,13 @@ def check_frames(folder: Path, length: int, cameras: tuple[str, ...] = CAMERAS) 
                 raise _bad(folder, sub.name, f"{count} frames, but {LOW_DIM} has {length} observations")
 
 
+def _floats(values, count: int, what: str) -> list[float]:
+    out = [float(x) for x in values]
+    if len(out) != count:
+        raise ValueError(f"{what} has {len(out)} values, not {count}")
+    return out
+
+
 def samples(demo: pickles.Demo, keys: list[int]) -> list[Sample]:
     """One sample per keyframe k: observation at the previous keyframe (frame 0 for the first)."""
     out = []
@@ -72,9 +78,9 @@ def samples(demo: pickles.Demo, keys: list[int]) -> list[Sample]:
         target = demo[k]
         out.append(Sample(
             obs_frame=keys[j - 1] if j else 0, target_frame=k, step=j,
-            pose=[float(x) for x in target.gripper_pose], gripper_open=float(target.gripper_open),
+            pose=_floats(target.gripper_pose, 7, f"gripper_pose of frame {k}"), gripper_open=float(target.gripper_open),
             ignore_collisions=float(demo[max(0, k - 1)].ignore_collisions),
-            proprio=[float(obs.gripper_open), *(float(x) for x in obs.gripper_joint_positions)],
+            proprio=[float(obs.gripper_open), *_floats(obs.gripper_joint_positions, 2, "gripper_joint_positions")],
         ))
     return out
 
@@ -96,18 +102,27 @@ class RawEpisode:
         if not isinstance(variation, int | np.integer):
             raise _bad(folder, VARIATION, "expected an integer")
         check_frames(folder, len(self.demo), cameras)
-        keys = keyframes(self.demo)
-        self.info = EpisodeInfo(task, index, int(variation), descriptions, len(self.demo), keys,
-                                samples(self.demo, keys))
+        try:
+            keys = keyframes(self.demo)
+            self.info = EpisodeInfo(task, index, int(variation), descriptions, len(self.demo), keys,
+                                    samples(self.demo, keys))
+        except (AttributeError, TypeError, ValueError, IndexError, KeyError) as err:
+            raise _bad(folder, LOW_DIM, f"cannot read the demo ({type(err).__name__}: {err})") from None
 
     def camera_params(self, frame: int, camera: str) -> tuple[np.ndarray, np.ndarray, float, float]:
-        misc = self.demo[frame].misc
         try:
-            return (np.asarray(misc[f"{camera}_camera_extrinsics"], dtype=np.float64),
-                    np.asarray(misc[f"{camera}_camera_intrinsics"], dtype=np.float64),
-                    float(misc[f"{camera}_camera_near"]), float(misc[f"{camera}_camera_far"]))
+            misc = self.demo[frame].misc
+            extrinsics = np.asarray(misc[f"{camera}_camera_extrinsics"], dtype=np.float64)
+            intrinsics = np.asarray(misc[f"{camera}_camera_intrinsics"], dtype=np.float64)
+            near, far = float(misc[f"{camera}_camera_near"]), float(misc[f"{camera}_camera_far"])
         except KeyError as err:
             raise _bad(self.folder, LOW_DIM, f"frame {frame} lacks camera parameter {err}") from None
+        except (AttributeError, TypeError, ValueError) as err:
+            raise _bad(self.folder, LOW_DIM, f"frame {frame}: bad {camera} camera parameters ({err})") from None
+        if extrinsics.shape != (4, 4) or intrinsics.shape != (3, 3):
+            raise _bad(self.folder, LOW_DIM, f"frame {frame}: {camera} camera matrices are {extrinsics.shape} and "
+                       f"{intrinsics.shape}, not (4, 4) and (3, 3)")
+        return extrinsics, intrinsics, near, far
 
     def observation(self, frame: int) -> dict[str, np.ndarray]:
         """RGB (C, H, W, 3) uint8, depth (C, H, W) metres and camera matrices of one frame, all cameras."""

@@ -45,10 +45,14 @@ class RawStore:
         return self.raw[e].front_frames(segment_frames(self.episodes[e].length, count, rng))
 
 
-def fingerprint(folder: Path) -> list[int]:
-    """Changes when the source episode changes: size and mtime of its demo, number of front frames."""
+def fingerprint(folder: Path, cameras: tuple[str, ...] = CAMERAS) -> list[int]:
+    """Changes when the source episode changes: size and mtime of its demo; count and folder mtime of every
+    camera's frames (a frame added, removed or replaced)."""
     stat = (folder / LOW_DIM).stat()
-    return [stat.st_size, stat.st_mtime_ns, sum(1 for _ in (folder / "front_rgb").glob("*.png"))]
+    out = [stat.st_size, stat.st_mtime_ns]
+    for sub in (folder / f"{c}_{kind}" for c in cameras for kind in ("rgb", "depth")):
+        out += [sum(1 for _ in sub.glob("*.png")), sub.stat().st_mtime_ns] if sub.is_dir() else [-1, -1]
+    return out
 
 
 def write_episode(root: str | Path, cache: Path, key: EpisodeKey, pool: int, cameras: tuple[str, ...]) -> None:
@@ -56,7 +60,8 @@ def write_episode(root: str | Path, cache: Path, key: EpisodeKey, pool: int, cam
     raw = RawEpisode(episode_folder(root, *key), *key, cameras)
     obs = [raw.observation(s.obs_frame) for s in raw.info.samples]
     frames = np.unique(np.linspace(0, raw.info.length - 1, pool).round().astype(int)).tolist()
-    save_episode(episode_dir(cache, key), raw.info, obs, raw.front_frames(frames), frames, fingerprint(raw.folder))
+    save_episode(episode_dir(cache, key), raw.info, obs, raw.front_frames(frames), frames,
+                 fingerprint(raw.folder, cameras))
 
 
 def _write(args: tuple) -> str | None:
@@ -68,18 +73,19 @@ def _write(args: tuple) -> str | None:
 
 
 def build_cache(root: str | Path, cache: str | Path, keys: list[EpisodeKey], pool: int = 32,
-                workers: int = 1, skip_bad: bool = False, cameras: tuple[str, ...] = CAMERAS) -> list[str]:
+                workers: int = 1, skip_bad: bool = False, cameras: tuple[str, ...] = CAMERAS) -> dict[EpisodeKey, str]:
     """Bring the cache up to date for `keys`: (re)write episodes whose source or format changed.
 
-    Returns the errors of skipped episodes (with `skip_bad`; otherwise the first error is raised).
+    A stale episode leaves the cache before it is rewritten, so one whose source has gone bad is never read.
+    Returns the errors of skipped episodes by key (with `skip_bad`; otherwise the first error is raised).
     """
     cache = Path(cache)
     stale = []
     for key in keys:
         meta = episode_dir(cache, key) / "meta.json"
         source = episode_folder(root, *key)
-        fresh = meta.is_file() and (source / LOW_DIM).is_file() and _current(meta, source, pool)
-        if not fresh:
+        if not (meta.is_file() and (source / LOW_DIM).is_file() and _current(meta, source, pool, cameras)):
+            meta.unlink(missing_ok=True)
             stale.append(key)
     jobs = [(root, cache, key, pool, cameras) for key in stale]
     if workers > 1 and len(jobs) > 1:
@@ -87,15 +93,15 @@ def build_cache(root: str | Path, cache: str | Path, keys: list[EpisodeKey], poo
             errors = list(tqdm(p.imap(_write, jobs), total=len(jobs), desc="rlbench cache", unit="ep"))
     else:
         errors = [_write(job) for job in tqdm(jobs, desc="rlbench cache", unit="ep", disable=not jobs)]
-    bad = [e for e in errors if e]
+    bad = {key: err for key, err in zip(stale, errors, strict=True) if err}
     if bad and not skip_bad:
-        raise BadEpisodeError(bad[0])
-    for err in bad:
+        raise BadEpisodeError(next(iter(bad.values())))
+    for err in bad.values():
         warnings.warn(f"skipped: {err}", stacklevel=2)
     return bad
 
 
-def _current(meta: Path, source: Path, pool: int) -> bool:
+def _current(meta: Path, source: Path, pool: int, cameras: tuple[str, ...]) -> bool:
     data = json.loads(meta.read_text())
-    return (data.get("version") == CACHE_VERSION and data["fingerprint"] == fingerprint(source)
+    return (data.get("version") == CACHE_VERSION and data["fingerprint"] == fingerprint(source, cameras)
             and len(data["clip_frames"]) == min(pool, data["info"]["length"]))
