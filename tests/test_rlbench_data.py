@@ -7,11 +7,13 @@ import pytest
 import torch
 
 from mirror.config import load_config
+from mirror.data.keyframes.cache import CacheStore
+from mirror.data.keyframes.points import world_points
 from mirror.data.rlbench import pickles
 from mirror.data.rlbench.datamodule import RLBenchData
-from mirror.data.rlbench.episode import BadEpisodeError, RawEpisode, world_points
+from mirror.data.rlbench.episode import BadEpisodeError, RawEpisode
 from mirror.data.rlbench.format import SCENE_BOUNDS, episode_folder
-from mirror.data.rlbench.store import CacheStore, RawStore, build_cache
+from mirror.data.rlbench.store import RawStore, build_cache
 from mirror.data.rlbench.synthetic import _rlbench_classes, write_episode
 from mirror.data.sampling import Draw
 from tests.conftest import SHARED_DATA, TOY

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from mirror.config import MirrorConfig
-from mirror.data.babyai.demos import episode_seed
+from mirror.data.seeds import episode_seed
 from mirror.envs import babyai
 from mirror.envs.payload import build as payload_build
 from mirror.envs.payload import pack

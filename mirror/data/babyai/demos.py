@@ -20,15 +20,10 @@ import numpy as np
 from tqdm import tqdm
 
 from mirror.data.paths import writable_folder
+from mirror.data.seeds import episode_seed
 from mirror.envs.babyai import Episode, expert_episode, make
 
 FORMAT_VERSION = 2
-SPLIT_SEEDS = {"train": 0, "val": 5_000_000, "rollout": 8_000_000}  # disjoint seed ranges per use
-
-
-def episode_seed(seed: int, split: str, index: int) -> int:
-    """Seed of episode `index` of a split: held-out and rollout layouts never reuse training seeds."""
-    return seed * 10_000_000 + SPLIT_SEEDS[split] + index
 
 
 @dataclass

@@ -6,14 +6,15 @@ raises `BadEpisodeError` naming the episode folder and the file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from mirror.data.keyframes.points import depth_to_world
+from mirror.data.keyframes.records import EpisodeInfo, Sample
 from mirror.data.rlbench import pickles
-from mirror.data.rlbench.camera import decode_depth, depth_to_world
+from mirror.data.rlbench.camera import decode_depth
 from mirror.data.rlbench.format import CAMERAS, DESCRIPTIONS, LOW_DIM, VARIATION, frame_path
 from mirror.data.rlbench.keyframes import keyframes
 from mirror.errors import MirrorError
@@ -21,32 +22,6 @@ from mirror.errors import MirrorError
 
 class BadEpisodeError(MirrorError):
     """An episode folder that cannot be read; the message names the folder and the file."""
-
-
-@dataclass
-class Sample:
-    """A keyframe training sample: the observation at `obs_frame` -> the gripper at keyframe `target_frame`."""
-
-    obs_frame: int
-    target_frame: int
-    step: int  # index of the keyframe in the episode
-    pose: list[float]  # target xyz + quaternion xyzw
-    gripper_open: float
-    ignore_collisions: float  # from the frame before the keyframe
-    proprio: list[float]  # at obs_frame: gripper open, two finger joint positions
-
-
-@dataclass
-class EpisodeInfo:
-    """What training needs to know of an episode without its images."""
-
-    task: str
-    index: int
-    variation: int
-    descriptions: list[str]  # index 0 is the canonical one
-    length: int
-    keyframes: list[int]
-    samples: list[Sample] = field(default_factory=list)
 
 
 def _bad(folder: Path, name: str, problem: str) -> BadEpisodeError:
@@ -169,9 +144,3 @@ class RawEpisode:
     def front_frames(self, frames: list[int]) -> np.ndarray:
         """Front-camera RGB frames (N, H, W, 3) for video clips."""
         return np.stack([read_png(self.folder, "front", "rgb", f) for f in frames])
-
-
-def world_points(obs: dict[str, np.ndarray]) -> np.ndarray:
-    """(C, H, W, 3) world points of an observation from `RawEpisode.observation` or the cache."""
-    return np.stack([depth_to_world(d.astype(np.float32), e, k)
-                     for d, e, k in zip(obs["depth"], obs["extrinsics"], obs["intrinsics"], strict=True)])

@@ -11,10 +11,11 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from mirror.data.keyframes.cache import cache_folder
 from mirror.data.paths import writable_folder
 from mirror.data.rlbench.datamodule import episode_indices
 from mirror.data.rlbench.format import TASKS
-from mirror.data.rlbench.store import build_cache, cache_folder
+from mirror.data.rlbench.store import build_cache
 from mirror.errors import ConfigError
 
 

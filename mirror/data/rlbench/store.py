@@ -1,27 +1,24 @@
-"""Where training samples come from: raw episode folders, or the preprocessed cache (what training reads).
+"""RLBench episodes as training samples: read from the raw episode folders, or preprocessed into the shared
+keyframe cache (`mirror.data.keyframes.cache`, what training reads).
 
-Both give the same things: the episodes' `EpisodeInfo`, the observation of a sample (RGB, depth, cameras)
-and front-camera video clips sampled as ViCLIP does (one frame per equal segment).
+`RawStore` gives what `CacheStore` gives: the episodes' `EpisodeInfo`, the observation of a sample (RGB,
+depth, cameras) and front-camera video clips sampled as ViCLIP does (one frame per equal segment).
 """
 
 from __future__ import annotations
 
 import json
 import multiprocessing as mp
-import os
 import warnings
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from mirror.data.rlbench.episode import BadEpisodeError, EpisodeInfo, RawEpisode, Sample
+from mirror.data.keyframes.cache import CACHE_VERSION, EpisodeKey, episode_dir, save_episode
+from mirror.data.rlbench.episode import BadEpisodeError, RawEpisode
 from mirror.data.rlbench.format import CAMERAS, LOW_DIM, episode_folder
 from mirror.data.video import segment_frames
-
-CACHE_VERSION = 2
-EpisodeKey = tuple[str, int]  # (task, episode index)
 
 
 class RawStore:
@@ -58,25 +55,13 @@ def fingerprint(folder: Path, cameras: tuple[str, ...] = CAMERAS) -> list[int]:
     return out
 
 
-def _episode_dir(cache: Path, key: EpisodeKey) -> Path:
-    return cache / key[0] / f"episode{key[1]}"
-
-
 def write_episode(root: str | Path, cache: Path, key: EpisodeKey, pool: int, cameras: tuple[str, ...]) -> None:
     """Preprocess one episode: keyframe observations (RGB, float16 depth, cameras) and a pool of clip frames."""
     raw = RawEpisode(episode_folder(root, *key), *key, cameras)
-    out = _episode_dir(cache, key)
-    out.mkdir(parents=True, exist_ok=True)
     obs = [raw.observation(s.obs_frame) for s in raw.info.samples]
-    np.save(out / "rgb.npy", np.stack([o["rgb"] for o in obs]))
-    np.save(out / "depth.npy", np.stack([o["depth"] for o in obs]).astype(np.float16))
-    np.save(out / "extrinsics.npy", np.stack([o["extrinsics"] for o in obs]))
-    np.save(out / "intrinsics.npy", np.stack([o["intrinsics"] for o in obs]))
     frames = np.unique(np.linspace(0, raw.info.length - 1, pool).round().astype(int)).tolist()
-    np.save(out / "clip.npy", raw.front_frames(frames))
-    meta = {"version": CACHE_VERSION, "info": asdict(raw.info), "clip_frames": frames,
-            "fingerprint": fingerprint(raw.folder, cameras)}
-    (out / "meta.json").write_text(json.dumps(meta))
+    save_episode(episode_dir(cache, key), raw.info, obs, raw.front_frames(frames), frames,
+                 fingerprint(raw.folder, cameras))
 
 
 def _write(args: tuple) -> str | None:
@@ -97,7 +82,7 @@ def build_cache(root: str | Path, cache: str | Path, keys: list[EpisodeKey], poo
     cache = Path(cache)
     stale = []
     for key in keys:
-        meta = _episode_dir(cache, key) / "meta.json"
+        meta = episode_dir(cache, key) / "meta.json"
         source = episode_folder(root, *key)
         if not (meta.is_file() and (source / LOW_DIM).is_file() and _current(meta, source, pool, cameras)):
             meta.unlink(missing_ok=True)
@@ -120,41 +105,3 @@ def _current(meta: Path, source: Path, pool: int, cameras: tuple[str, ...]) -> b
     data = json.loads(meta.read_text())
     return (data.get("version") == CACHE_VERSION and data["fingerprint"] == fingerprint(source, cameras)
             and len(data["clip_frames"]) == min(pool, data["info"]["length"]))
-
-
-class CacheStore:
-    """Reads the preprocessed cache with memory maps: one sample costs a few hundred kilobytes of reads."""
-
-    def __init__(self, cache: str | Path, keys: list[EpisodeKey]):
-        self.dirs, self.episodes, self.clip_frames = [], [], []
-        self.skipped: list[str] = []
-        for key in keys:
-            folder = _episode_dir(Path(cache), key)
-            if not (folder / "meta.json").is_file():
-                self.skipped.append(f"{folder}: not in the cache")
-                continue
-            meta = json.loads((folder / "meta.json").read_text())
-            info = meta["info"]
-            info["samples"] = [Sample(**s) for s in info["samples"]]
-            self.dirs.append(folder)
-            self.episodes.append(EpisodeInfo(**info))
-            self.clip_frames.append(meta["clip_frames"])
-        self._maps: dict[tuple[int, str], np.ndarray] = {}
-
-    def _array(self, e: int, name: str) -> np.ndarray:
-        key = (e, name)
-        if key not in self._maps:  # opened lazily, per process (data-loader workers fork after init)
-            self._maps[key] = np.load(self.dirs[e] / f"{name}.npy", mmap_mode="r")
-        return self._maps[key]
-
-    def observation(self, e: int, k: int) -> dict[str, np.ndarray]:
-        return {name: np.array(self._array(e, name)[k]) for name in ("rgb", "depth", "extrinsics", "intrinsics")}
-
-    def clip(self, e: int, count: int, rng: np.random.Generator | None) -> np.ndarray:
-        pool = self._array(e, "clip")
-        return np.array(pool[segment_frames(len(pool), count, rng)])
-
-
-def cache_folder(cache: str | Path, root: str | Path) -> Path:
-    """A cache per source root, so several data roots can share one cache directory."""
-    return Path(cache) / (Path(os.path.abspath(root)).name or "root")
