@@ -14,6 +14,7 @@ from enum import Enum
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from mirror.config import ExecutionConfig
 from mirror.envs.babyai import NUM_ACTIONS
@@ -146,7 +147,8 @@ class BabyAIAgent(nn.Module):
     def forward(self, inputs: dict, task: bool) -> BranchOutput:
         """inputs: `images` (B, T, 7, 7, 3), `directions`, `actions`, `mask` (B, T) and `instruction` (B,).
 
-        Views are encoded for the valid steps only (episodes are padded to the longest in the batch).
+        Views, the memory and the blocks see the valid steps only (episodes are padded to the longest in the
+        batch; the GRU runs on the packed sequences).
         """
         words, pad, sentence = self.encode_instructions(inputs["instruction"])
         if self.cfg.feature == AgentFeature.sentence and not task:
@@ -157,15 +159,17 @@ class BabyAIAgent(nn.Module):
         views = self.encode_views(inputs["images"][mask], inputs["directions"][mask])
         fused = views.new_zeros(b, t, self.cfg.dim)
         fused[mask] = self.fuse(words[episode], pad[episode], sentence[episode], views)
-        hidden = self.blocks(self.memory(fused)[0])
+        lengths = mask.sum(1)
+        packed = pack_padded_sequence(fused, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        memory = pad_packed_sequence(self.memory(packed)[0], batch_first=True, total_length=t)[0]
+        hidden = self.blocks(memory[mask])  # valid steps only, (V, d)
         if self.cfg.feature == AgentFeature.sentence:
             feature = sentence
         else:
-            keep = mask.unsqueeze(-1).float()
-            feature = (hidden * keep).sum(1) / keep.sum(1)
+            feature = hidden.new_zeros(b, self.cfg.dim).index_add_(0, episode, hidden) / lengths[:, None]
         if not task:
             return BranchOutput(feature)
-        logits = self.head(hidden[mask])
+        logits = self.head(hidden)
         target = inputs["actions"][mask].long()
         loss = F.cross_entropy(logits, target)
         accuracy = (logits.argmax(-1) == target).float().mean()
