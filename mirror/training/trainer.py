@@ -15,6 +15,7 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.strategies import DDPStrategy
 
 from mirror.config import MirrorConfig
+from mirror.training.progress import build_progress_bar
 
 
 class FinalCheckpoint(Callback):
@@ -76,6 +77,7 @@ def build_trainer(
         save_last=True,
     )
     validate = t.val_every > 0
+    progress = build_progress_bar(cfg)
     plugins = [SLURMEnvironment(auto_requeue=t.slurm_requeue)] if SLURMEnvironment.detect() else None
     return L.Trainer(
         accelerator=t.accelerator,
@@ -99,6 +101,7 @@ def build_trainer(
             checkpoints, FinalCheckpoint(), ValidationRecord(),
             *([LearningRateMonitor(logging_interval="step")] if logger else []),
             *callbacks,
+            *([progress] if progress else []),
         ],
         default_root_dir=run_dir,
         use_distributed_sampler=False,
