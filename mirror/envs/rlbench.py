@@ -15,8 +15,8 @@ from collections.abc import Callable
 import numpy as np
 
 from mirror.data.rlbench.format import CAMERAS, SCENE_BOUNDS
+from mirror.envs.episode import EpisodeResult
 from mirror.errors import MirrorError
-from mirror.training.rollouts import EpisodeResult
 
 MAX_STEPS = 25
 Policy = Callable[[dict, str], np.ndarray]  # (observation inputs, instruction) -> 9-D action

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,19 +17,10 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.loggers import WandbLogger
 
+from mirror.envs.episode import EpisodeResult
 from mirror.training.plots import bar_chart
 
 COLUMNS = ("episodes", "successes", "reward", "length", "errors")
-
-
-@dataclass
-class EpisodeResult:
-    task: str
-    index: int
-    success: bool
-    reward: float
-    length: int
-    error: str | None = None  # crash, timeout, exception, or the simulator's failure kind
 
 
 class RolloutRunner(Protocol):

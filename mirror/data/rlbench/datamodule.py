@@ -7,7 +7,6 @@ sample of that task; each sample's partner clip follows the alignment's positive
 
 from __future__ import annotations
 
-import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from torch.utils.data import Dataset
 from mirror.config import DataConfig, MirrorConfig, Positives
 from mirror.data.module import MirrorDataModule
 from mirror.data.rlbench.episode import world_points
-from mirror.data.rlbench.format import TASKS, episodes_folder
+from mirror.data.rlbench.format import TASKS, episode_indices, episodes_folder
 from mirror.data.rlbench.store import CacheStore, EpisodeKey, RawStore, build_cache, cache_folder
 from mirror.data.sampling import Draw
 from mirror.errors import ConfigError
@@ -51,15 +50,6 @@ class RLBenchDataConfig(DataConfig):
     rollout_timeout: float = 900.0  # seconds one episode may take before its worker is replaced
     rollout_max_steps: int = 25
     headless: bool = True
-
-
-def episode_indices(root: str | Path, task: str) -> list[int]:
-    """Episode numbers present for a task, in order."""
-    folder = episodes_folder(root, task)
-    if not folder.is_dir():
-        return []
-    found = (re.fullmatch(r"episode(\d+)", p.name) for p in folder.iterdir() if p.is_dir())
-    return sorted(int(m.group(1)) for m in found if m)
 
 
 class RLBenchSamples(Dataset):

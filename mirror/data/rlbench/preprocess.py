@@ -10,8 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from mirror.data.rlbench.datamodule import episode_indices
-from mirror.data.rlbench.format import TASKS
+from mirror.data.rlbench.format import TASKS, episode_indices
 from mirror.data.rlbench.store import build_cache, cache_folder
 
 
