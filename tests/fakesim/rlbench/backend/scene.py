@@ -1,3 +1,5 @@
+import inspect
+
 import numpy as np
 
 from rlbench.backend.observation import Observation
@@ -6,7 +8,7 @@ from rlbench.observation_config import ObservationConfig
 
 DEFAULT_OBS_CONFIG = ObservationConfig()  # one shared default instance, as the real default `ObservationConfig()`
 CAMERAS = ("left_shoulder", "right_shoulder", "overhead", "wrist", "front")
-OBSERVATION_FIELDS = Observation.__init__.__code__.co_varnames[1:Observation.__init__.__code__.co_argcount]
+OBSERVATION_FIELDS = tuple(inspect.signature(Observation).parameters)
 
 
 class Scene:
