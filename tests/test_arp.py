@@ -9,7 +9,8 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from mirror.config import load_config
-from mirror.data.rlbench.episode import RawEpisode, world_points
+from mirror.data.keyframes.points import world_points
+from mirror.data.rlbench.episode import RawEpisode
 from mirror.data.rlbench.format import episode_folder
 from mirror.models.execution import geometry as geo
 from mirror.models.execution.arp import ARP

@@ -1,5 +1,5 @@
-"""Heavy imports only where used: the `mirror` command, rollout workers, `mirror report` and the RLBench
-preprocessing import neither Lightning nor (where they need no tensors) torch."""
+"""Heavy imports only where used: the `mirror` command, rollout workers, `mirror report` and the RLBench and
+Meta-World demonstration commands import neither Lightning nor (where they need no tensors) torch."""
 
 import subprocess
 import sys
@@ -12,6 +12,9 @@ LIGHT = {
     "mirror.data.rlbench.preprocess": ("lightning", "torch"),
     "mirror.envs.babyai_rollouts": ("lightning",),
     "mirror.envs.rlbench_rollouts": ("lightning",),
+    "mirror.envs.keyframe_rollouts": ("lightning",),
+    "mirror.envs.metaworld": ("lightning", "torch"),
+    "mirror.data.metaworld.demos": ("lightning", "torch"),
 }
 
 

@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.loggers import WandbLogger
 
-from mirror.envs.episode import EpisodeResult
+from mirror.envs.episode import EpisodeResult, error_counts
 from mirror.training.plots import bar_chart
 
 COLUMNS = ("episodes", "successes", "reward", "length", "errors")
@@ -81,7 +81,10 @@ def evaluate(trainer: L.Trainer, module: L.LightningModule, runner: RolloutRunne
     mine = episodes[trainer.global_rank :: trainer.world_size]
     results = runner.run(module, mine)
     summed = trainer.strategy.reduce(totals(results, runner.tasks).to(module.device), reduce_op="sum").cpu()
-    return metrics(summed, runner.tasks, prefix), gather_results(results)
+    everyone = gather_results(results)
+    values = metrics(summed, runner.tasks, prefix)
+    values.update({f"{prefix}/errors_by_kind/{kind}": float(n) for kind, n in error_counts(everyone).items()})
+    return values, everyone
 
 
 def report(trainer: L.Trainer, values: dict[str, float], results: list[EpisodeResult], tasks: list[str],
@@ -98,9 +101,9 @@ def report(trainer: L.Trainer, values: dict[str, float], results: list[EpisodeRe
     png = bar_chart(rates, folder / f"{name}.png", f"success rate (%), step {trainer.global_step}", "success %")
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger):
-            rows = [[r.task, r.index, r.success, r.reward, r.length, r.error or ""] for r in results]
-            logger.log_table(f"{prefix}/episodes", ["task", "episode", "success", "reward", "length", "error"],
-                             rows, step=trainer.global_step)
+            rows = [[r.task, r.index, r.success, r.reward, r.length, r.error or "", r.detail] for r in results]
+            logger.log_table(f"{prefix}/episodes", ["task", "episode", "success", "reward", "length", "error",
+                                                    "detail"], rows, step=trainer.global_step)
             logger.log_image(f"{prefix}/success_chart", [str(png)], step=trainer.global_step)
 
 
