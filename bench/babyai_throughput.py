@@ -47,7 +47,7 @@ def rollouts_per_second(workers: int) -> float:
     from mirror.config import config_from_dict, load_config, to_dict
     from mirror.envs.babyai_rollouts import EPISODES_PER_JOB, BabyAIRollouts
     from mirror.models.protocol import DataSpec
-    from mirror.training.module import build_branch
+    from mirror.registry import build_branch
 
     root = Path(__file__).resolve().parent.parent
     cfg = load_config(root / "configs/babyai/mirror.yaml", [f"data.rollout_workers={workers}",

@@ -10,8 +10,12 @@ import difflib
 import importlib
 import os
 import sys
+from typing import TYPE_CHECKING, Any
 
 from mirror.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mirror.models.protocol import Branch, DataSpec
 
 BUILTIN: dict[str, dict[str, str]] = {
     "understanding": {"viclip": "mirror.models.understanding.viclip:ViCLIP"},
@@ -57,3 +61,11 @@ def config_class(kind: str, name: str) -> type:
     if cfg_cls is None:
         raise ConfigError(f"{kind}.name '{name}': {cls.__qualname__} has no `config_class` attribute")
     return cfg_cls
+
+
+def build_branch(kind: str, cfg: Any, spec: DataSpec) -> Branch:
+    """Instantiate the registered model of a config section and check it offers an alignment feature."""
+    model = resolve(kind, cfg.name)(cfg, spec)
+    if not isinstance(getattr(model, "feature_dim", None), int):
+        raise ConfigError(f"{kind}.name '{cfg.name}': the model has no integer `feature_dim`")
+    return model

@@ -1,25 +1,30 @@
 """RLBench evaluation against the fake `rlbench` / `pyrep` in tests/fakesim: the adapter, crashing and
 hanging simulators, `mirror eval` tables, and the rollout callback under 2-process DDP."""
 
+import inspect
 import json
 import os
+import pickle
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mirror.config import load_config
 from mirror.data.rlbench.synthetic import write_episode
-from mirror.envs.rlbench import MAX_STEPS, RLBenchEnv
+from mirror.envs.rlbench import MAX_STEPS, RLBenchEnv, error_kind
 from mirror.envs.rlbench_rollouts import RLBenchRollouts
+from mirror.errors import MirrorError
 from mirror.models.execution.arp import ARP
 from mirror.models.protocol import DataSpec
 from tests.conftest import ROOT
 from tests.test_arp import ARP_YAML, SMALL
 
 FAKESIM = ROOT / "tests" / "fakesim"
+CAMERAS = ("left_shoulder", "right_shoulder", "overhead", "wrist", "front")
 
 
 @pytest.fixture
@@ -31,35 +36,102 @@ def fakesim(monkeypatch):
         del sys.modules[name]
 
 
+def write_test_episode(root, task: str, folder: str, variation: int = 0, seed: int = 0) -> None:
+    """A stored test demo as RLBench's dataset generator leaves it: the scene's random state in the pickled
+    Demo, the variation, and one image per observation in every camera's rgb and depth folder (empty files
+    here: the evaluation must not decode them)."""
+    from rlbench.backend.observation import Observation
+    from rlbench.demo import Demo
+
+    path = Path(root) / task / "all_variations" / "episodes" / folder
+    for cam in CAMERAS:
+        for kind in ("rgb", "depth"):
+            (path / f"{cam}_{kind}").mkdir(parents=True, exist_ok=True)
+            (path / f"{cam}_{kind}" / "0.png").touch()
+    observation = Observation(**dict.fromkeys(inspect.signature(Observation).parameters))
+    demo = Demo([observation], random_seed=np.random.RandomState(seed).get_state())
+    (path / "low_dim_obs.pkl").write_bytes(pickle.dumps(demo))
+    (path / "variation_number.pkl").write_bytes(pickle.dumps(variation))
+
+
+def write_test_set(root, tasks, episodes: int) -> None:
+    for task in tasks:
+        for i in range(episodes):
+            write_test_episode(root, task, f"episode{i}", variation=i % 3, seed=i)
+
+
 def constant(action):
     return lambda inputs, instruction: np.asarray(action, dtype=np.float64)
 
 
 def test_adapter_passes_clipped_actions_counts_failures_and_stops_at_25(fakesim, tmp_path):
-    from rlbench.environment import WORKSPACE
-
+    write_test_set(tmp_path, ["open_drawer", "push_buttons", "turn_tap"], 4)
     env = RLBenchEnv(str(tmp_path), headless=True)
     far = [5.0, -5.0, 0.0, 0, 0, 0, 1, 1, 0]
     result = env.run_episode("open_drawer", 0, constant(far))
-    sent = env.task("open_drawer").actions
     assert result.success is False and result.length == MAX_STEPS and result.error is None
-    assert len(sent) == MAX_STEPS
-    assert np.allclose(sent[0][:3], [WORKSPACE[1][0], WORKSPACE[0][1], WORKSPACE[0][2]])
-    assert np.array_equal(sent[0][3:], far[3:])  # rotation, gripper and collision pass through
+    scene = env.task("open_drawer")._scene
+    tip = scene.robot.arm.tip_pose  # where the planner took the gripper: the clipped target
+    assert np.allclose(tip[:3], [scene._workspace_maxx, scene._workspace_miny, scene._workspace_minz], atol=1e-6)
+    assert np.array_equal(tip[3:], far[3:7]) and scene.robot.gripper.open_amount == 1.0
 
     task = env.task("push_buttons")
     def reach_goal(inputs, instruction):
         assert inputs["rgb"].shape == (4, 128, 128, 3) and inputs["xyz"].shape == (4, 128, 128, 3)
-        assert inputs["proprio"].shape == (3,) and instruction.startswith("push buttons variation")
-        return np.concatenate([task.goal, [0, 0, 0, 1, 1, 0]])
+        assert inputs["proprio"].shape == (3,) and instruction == "push buttons variation 0"
+        return np.concatenate([task._task.goal, [0, 0, 0, 1, 1, 0]])
     win = env.run_episode("push_buttons", 3, reach_goal)
     assert win.success and win.length == 1 and win.reward == 1.0
 
     good = [0.2, 0.0, 1.0, 0, 0, 0, 1, 1, 0]
-    assert env.run_episode("close_jar", 0, constant(good)).error == "ik"
-    assert env.run_episode("turn_tap", 0, constant(good)).error == "path"
+    assert env.run_episode("turn_tap", 0, constant(good)).error == "path"  # InvalidActionError from the planner's
     bad_quat = env.run_episode("open_drawer", 1, constant([0.2, 0.0, 1.0, 0, 0, 0, 3, 1, 0]))
     assert bad_quat.error == "invalid_action" and bad_quat.length == 1
+
+
+def test_adapter_restores_the_nth_natural_sorted_demo_from_its_state_without_reading_images(fakesim, tmp_path,
+                                                                                             monkeypatch):
+    import rlbench.utils
+
+    for folder, variation, seed in (("episode0", 0, 5), ("episode2", 2, 7), ("episode10", 1, 9)):
+        write_test_episode(tmp_path, "open_drawer", folder, variation=variation, seed=seed)
+    asked = []
+    real = rlbench.utils.get_stored_demos
+    monkeypatch.setattr(rlbench.utils, "get_stored_demos", lambda *a: asked.append(a[1]) or real(*a))
+    env = RLBenchEnv(str(tmp_path), headless=True)
+    seen = []
+    episode = env.run_episode("open_drawer", 1, lambda inputs, text: seen.append(text) or np.zeros(9))
+    assert seen == ["open drawer variation 2"] and episode.error == "invalid_action"  # a zero quaternion
+    assert asked == [True]  # image_paths: the (empty) image files were never decoded
+    np.random.seed(7)  # episode2's demo state: the scene is placed from it
+    assert np.array_equal(env.task("open_drawer")._task.goal, np.random.uniform([0.0, -0.3, 0.8], [0.5, 0.3, 1.2]))
+    with pytest.raises(MirrorError, match="no stored test episode 3"):
+        env.run_episode("open_drawer", 3, constant(np.zeros(9)))
+    for kind in ("rgb", "depth"):
+        (tmp_path / "open_drawer/all_variations/episodes/episode0" / f"overhead_{kind}" / "0.png").unlink()
+    with pytest.raises(RuntimeError, match="Broken dataset assumption"):  # every camera, as the fork demands
+        env.run_episode("open_drawer", 0, constant(np.zeros(9)))
+
+
+def test_error_kinds_follow_the_class_hierarchy_and_the_planner_cause(fakesim):
+    from pyrep.errors import ConfigurationPathError, IKError
+    from rlbench.backend.exceptions import InvalidActionError
+
+    class WrappedInvalid(InvalidActionError):
+        pass
+
+    def raised(err, cause=None):
+        try:
+            raise err from cause
+        except Exception as caught:
+            return caught
+
+    assert error_kind(raised(InvalidActionError("outside the workspace"))) == "invalid_action"
+    assert error_kind(raised(WrappedInvalid("subclass"))) == "invalid_action"
+    assert error_kind(raised(InvalidActionError("no path"), ConfigurationPathError())) == "path"
+    assert error_kind(raised(type("SubPath", (ConfigurationPathError,), {})())) == "path"
+    assert error_kind(raised(IKError())) == "ik"
+    assert error_kind(raised(ValueError("a bug"))) is None
 
 
 def small_arp_config(tmp_path, *extra):
@@ -74,6 +146,7 @@ class Holder:
 
 
 def test_crashing_and_hanging_simulators_cost_one_episode_each(fakesim, tmp_path):
+    write_test_set(tmp_path, ["open_drawer", "crash_task", "hang_task", "push_buttons"], 2)
     cfg = small_arp_config(tmp_path, "data.rollout_tasks=[open_drawer,crash_task,hang_task,push_buttons]")
     spec = DataSpec(["open the drawer"], list(cfg.data.rollout_tasks))
     runner = RLBenchRollouts(cfg, spec)
@@ -92,6 +165,7 @@ def test_crashing_and_hanging_simulators_cost_one_episode_each(fakesim, tmp_path
 
 
 def test_ddp_rollout_callback_runs_each_episode_once_and_ranks_agree(fakesim, tmp_path):
+    write_test_set(tmp_path, ["open_drawer", "push_buttons"], 3)
     for i in range(4):
         write_episode(tmp_path / "raw", "open_drawer", i, frames=20, seed=i)
     log = tmp_path / "episodes.log"
@@ -116,6 +190,7 @@ def test_ddp_rollout_callback_runs_each_episode_once_and_ranks_agree(fakesim, tm
 
 
 def test_mirror_eval_writes_the_table_2_layout(fakesim, cli, tmp_path):
+    write_test_set(tmp_path, ["open_drawer", "push_buttons"], 2)
     for i in range(3):
         write_episode(tmp_path / "raw", "open_drawer", i, frames=20, seed=i)
     train_args = SMALL + [

@@ -17,7 +17,7 @@ from mirror.training.report import RunRecord, seeds, table3
 from mirror.training.run import train
 from tests.conftest import ROOT, SHARED_DATA
 from tests.test_arp import SMALL
-from tests.test_rlbench_eval import FAKESIM
+from tests.test_rlbench_eval import FAKESIM, fakesim, write_test_set  # noqa: F401  (fakesim: a fixture)
 from tests.test_train import metric_rows
 
 MIRROR_YAML = ROOT / "configs/rlbench/mirror.yaml"
@@ -34,8 +34,10 @@ def data_root(tmp_path):
 
 
 def tiny(root, tmp_path, name, devices=1):
+    """The tiny run's overrides; its rollouts restore scenes from the test set in tmp_path/test."""
     return ["understanding.size=tiny", "understanding.checkpoint=null", "understanding.fraction=0.5", *SMALL,
-            f"data.root={root}", "data.val_root=null", f"data.test_root={root}", f"data.cache={tmp_path / 'cache'}",
+            f"data.root={root}", "data.val_root=null", f"data.test_root={tmp_path / 'test'}",
+            f"data.cache={tmp_path / 'cache'}",
             "data.tasks=[open_drawer]", "data.episodes=2", "data.val_episodes=1", "data.batch_size=2",
             "data.val_batch_size=2", "data.num_workers=0", "data.cache_workers=1", "data.rollout_episodes=2",
             "data.rollout_max_steps=2", "data.rollout_workers=1", f"trainer.devices={devices}",
@@ -52,7 +54,9 @@ def run_mirror(args, tmp_path):
                           timeout=900)
 
 
+@pytest.mark.usefixtures("fakesim")
 def test_tiny_joint_run_rolls_out_checkpoints_and_reports(data_root, tmp_path):
+    write_test_set(tmp_path / "test", ["open_drawer"], 2)
     proc = run_mirror(["train", str(MIRROR_YAML), *tiny(data_root, tmp_path, "tiny")], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = tmp_path / "tiny"
@@ -60,7 +64,7 @@ def test_tiny_joint_run_rolls_out_checkpoints_and_reports(data_root, tmp_path):
     record = json.loads((run / "validation" / "step0000002.json").read_text())
     for key in ("val/u/recognition/open_drawer", "val/align/recall1", "val/e/trans_err_cm", "rollout/success"):
         assert key in record, key
-    assert len((tmp_path / "episodes.log").read_text().splitlines()) == 2
+    assert len((tmp_path / "episodes.log").read_text().splitlines()) == 2 and record["rollout/errors"] == 0
     proc = run_mirror(["report", str(run), "--out", str(tmp_path / "report")], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = (tmp_path / "report" / "report.md").read_text()
@@ -69,11 +73,13 @@ def test_tiny_joint_run_rolls_out_checkpoints_and_reports(data_root, tmp_path):
     assert (tmp_path / "report" / "success.png").is_file() and (tmp_path / "report" / "recognition.png").is_file()
 
 
+@pytest.mark.usefixtures("fakesim")
 def test_tiny_joint_run_under_ddp_logs_identical_totals(data_root, tmp_path):
+    write_test_set(tmp_path / "test", ["open_drawer"], 2)
     proc = run_mirror(["train", str(MIRROR_YAML), *tiny(data_root, tmp_path, "ddp", devices=2)], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((tmp_path / "ddp" / "rollouts" / f"step0000002.rank{r}.json").read_text()) for r in (0, 1)]
-    assert ranks[0] == ranks[1] and ranks[0]["rollout/episodes"] == 2
+    assert ranks[0] == ranks[1] and ranks[0]["rollout/episodes"] == 2 and ranks[0]["rollout/errors"] == 0
 
 
 def test_table_3_layout():

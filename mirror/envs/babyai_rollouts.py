@@ -12,11 +12,11 @@ import torch
 from mirror.config import MirrorConfig
 from mirror.data.seeds import episode_seed
 from mirror.envs import babyai
+from mirror.envs.episode import EpisodeResult
 from mirror.envs.payload import build as payload_build
 from mirror.envs.payload import pack
 from mirror.envs.workers import JobError, RolloutPool
 from mirror.models.protocol import DataSpec
-from mirror.training.rollouts import EpisodeResult
 
 EPISODES_PER_JOB = 25
 

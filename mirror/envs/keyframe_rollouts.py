@@ -15,10 +15,10 @@ import numpy as np
 import torch
 
 from mirror.config import MirrorConfig
+from mirror.envs.episode import EpisodeResult
 from mirror.envs.payload import build, pack, unpack
 from mirror.envs.workers import JobError, RolloutPool
 from mirror.models.protocol import DataSpec
-from mirror.training.rollouts import EpisodeResult
 
 MakeEnv = Callable[[MirrorConfig], object]  # an importable top-level function: workers are spawned
 

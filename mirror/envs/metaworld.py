@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
+from mirror.envs.episode import EpisodeResult
 from mirror.errors import ConfigError, MirrorError
-from mirror.training.rollouts import EpisodeResult
 
 
 def gl_error(err: Exception) -> MirrorError:

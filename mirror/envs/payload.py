@@ -26,7 +26,7 @@ def unpack(payload: bytes) -> tuple[MirrorConfig, DataSpec, dict[str, torch.Tens
 
 def build(payload: bytes) -> tuple[MirrorConfig, torch.nn.Module]:
     """The config and the execution model with the packed weights, in eval mode on the CPU."""
-    from mirror.training.module import build_branch
+    from mirror.registry import build_branch
 
     cfg, spec, state = unpack(payload)
     model = build_branch("execution", cfg.execution, spec)

@@ -2,9 +2,10 @@
 to 25 key poses from the policy.
 
 Action mode MoveArmThenGripper(EndEffectorPoseViaPlanning, Discrete); the four cameras at 128 x 128 with
-point clouds; headless. Test episode i is restored from the stored demo i, so every evaluation sees the same
-scenes. The policy's xyz is clipped to the workspace; IK, path-planning and invalid-action errors end the
-episode as a failure of that kind; success is a reward >= 1. RLBench and PyRep are imported only here.
+point clouds; headless. Test episode i is restored from the random state of the i-th stored test demo (its
+images are not read), so every evaluation sees the same scenes. The policy's xyz is clipped to the workspace;
+IK, path-planning and invalid-action errors end the episode as a failure of that kind; success is a
+reward >= 1. RLBench and PyRep are imported only here.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from collections.abc import Callable
 import numpy as np
 
 from mirror.data.rlbench.format import CAMERAS, SCENE_BOUNDS
+from mirror.envs.episode import EpisodeResult
 from mirror.errors import MirrorError
-from mirror.training.rollouts import EpisodeResult
 
 MAX_STEPS = 25
 Policy = Callable[[dict, str], np.ndarray]  # (observation inputs, instruction) -> 9-D action
@@ -51,6 +52,23 @@ def workspace(task) -> tuple[np.ndarray, np.ndarray]:
     return np.array(lo) + 1e-7, np.array(hi) - 1e-7
 
 
+def error_kind(err: BaseException) -> str | None:
+    """The failure kind of an error raised by a simulator step ("ik", "path", "invalid_action"), else None.
+
+    The fork's planning action mode raises a path it cannot find as InvalidActionError caused by PyRep's
+    ConfigurationPathError, so the cause decides before the error itself; subclasses count as their base.
+    """
+    from pyrep.errors import ConfigurationPathError, IKError
+    from rlbench.backend.exceptions import InvalidActionError
+
+    kinds = ((IKError, "ik"), (ConfigurationPathError, "path"), (InvalidActionError, "invalid_action"))
+    for error in (err.__cause__, err):
+        for cls, kind in kinds:
+            if isinstance(error, cls):
+                return kind
+    return None
+
+
 def clip_action(action: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     action = np.asarray(action, dtype=np.float64).copy()
     action[:3] = np.clip(action[:3], lo, hi)
@@ -78,7 +96,7 @@ class RLBenchEnv:
         self.env = Environment(MoveArmThenGripper(EndEffectorPoseViaPlanning(), Discrete()), dataset_root=test_root,
                                obs_config=obs_config, headless=headless)
         self.env.launch()
-        self.max_steps = max_steps
+        self.test_root, self.max_steps = test_root, max_steps
         self._tasks: dict[str, object] = {}
 
     def task(self, name: str):
@@ -88,13 +106,14 @@ class RLBenchEnv:
 
     def run_episode(self, name: str, index: int, policy: Policy) -> EpisodeResult:
         """Test episode `index` of task `name` under `policy`; simulator errors end it as a failure."""
-        from pyrep.errors import ConfigurationPathError, IKError
-        from rlbench.backend.exceptions import InvalidActionError
-
-        kinds = {IKError: "ik", ConfigurationPathError: "path", InvalidActionError: "invalid_action"}
         task = self.task(name)
         task.set_variation(-1)
-        demo = task.get_demos(1, live_demos=False, random_selection=False, from_episode_number=index)[0]
+        # Only the scene's random state is needed: image_paths skips decoding the demo's images and point clouds.
+        demos = task.get_demos(1, live_demos=False, image_paths=True, random_selection=False,
+                               from_episode_number=index)
+        if not demos:
+            raise MirrorError(f"{self.test_root}: task '{name}' has no stored test episode {index}")
+        demo = demos[0]
         task.set_variation(demo.variation_number)
         descriptions, obs = task.reset_to_demo(demo)
         lo, hi = workspace(task)
@@ -103,8 +122,11 @@ class RLBenchEnv:
             action = clip_action(policy(observation_inputs(obs), descriptions[0]), lo, hi)
             try:
                 obs, reward, terminate = task.step(action)
-            except tuple(kinds) as err:
-                return EpisodeResult(name, index, False, 0.0, steps, kinds[type(err)])
+            except Exception as err:
+                kind = error_kind(err)
+                if kind is None:
+                    raise
+                return EpisodeResult(name, index, False, 0.0, steps, kind)
             if reward >= 1 or terminate:
                 break
         return EpisodeResult(name, index, reward >= 1, float(reward), steps)

@@ -18,12 +18,12 @@ from tqdm import tqdm
 
 from mirror.config import load_config
 from mirror.data.module import build_datamodule
+from mirror.envs.episode import error_counts
 from mirror.errors import ConfigError, MirrorError
 from mirror.training import tables
 from mirror.training.checkpoint import load_module
 from mirror.training.logging import build_logger
 from mirror.training.module import MirrorModule
-from mirror.training.rollouts import error_counts
 from mirror.training.run import run_dir
 
 

@@ -11,12 +11,12 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
-from mirror import registry
 from mirror.align import MirrorAlignment, recall_at_k, recall_chance
 from mirror.config import MirrorConfig, to_dict
 from mirror.config.loader import NO_MODEL
 from mirror.errors import ConfigError, MirrorError
-from mirror.models.protocol import Branch, BranchOutput, DataSpec
+from mirror.models.protocol import BranchOutput, DataSpec
+from mirror.registry import build_branch
 from mirror.training import rng
 from mirror.training.optim import build_optimizer, build_param_groups, lr_factor
 
@@ -25,14 +25,6 @@ UNDERSTANDING, EXECUTION = 0, 1  # keys of the branches' random streams
 
 class NonFiniteLossError(MirrorError):
     """The loss became NaN or Inf; the run stops before the bad step changes any weight."""
-
-
-def build_branch(kind: str, cfg: Any, spec: DataSpec) -> Branch:
-    """Instantiate the registered model of a config section and check it offers an alignment feature."""
-    model = registry.resolve(kind, cfg.name)(cfg, spec)
-    if not isinstance(getattr(model, "feature_dim", None), int):
-        raise ConfigError(f"{kind}.name '{cfg.name}': the model has no integer `feature_dim`")
-    return model
 
 
 class MirrorModule(L.LightningModule):
@@ -140,7 +132,8 @@ class MirrorModule(L.LightningModule):
                 f"loss is {loss.item()} at step {self.global_step} ({parts}); stopped before that step"
             )
         self._log_step(logs, batch_idx)
-        self.log("loss", loss, prog_bar=True, logger=False, batch_size=self.cfg.data.batch_size)
+        shown = {"loss": loss, **{k.removeprefix("train/"): v for k, v in logs.items() if "loss_" in k}}
+        self.log_dict(shown, prog_bar=True, logger=False, batch_size=self.cfg.data.batch_size)
         return loss
 
     def _log_step(self, logs: dict[str, Tensor], batch_idx: int) -> None:

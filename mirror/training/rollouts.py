@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,30 +17,10 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.loggers import WandbLogger
 
+from mirror.envs.episode import EpisodeResult, error_counts
 from mirror.training.plots import bar_chart
 
 COLUMNS = ("episodes", "successes", "reward", "length", "errors")
-
-
-@dataclass
-class EpisodeResult:
-    task: str
-    index: int
-    success: bool
-    reward: float
-    length: int
-    error: str | None = None  # crash, timeout, exception, setup, or the simulator's failure kind
-    detail: str = ""  # why, for an error
-
-    @classmethod
-    def lost(cls, task: str, index: int, kind: str, detail: str) -> EpisodeResult:
-        """An episode that did not run to its end (its worker crashed, hung or could not start)."""
-        return cls(task, index, False, 0.0, 0, kind, detail)
-
-
-def error_counts(results: list[EpisodeResult]) -> dict[str, int]:
-    """Episodes lost per error kind, e.g. {'crash': 1, 'timeout': 2}."""
-    return dict(sorted(Counter(r.error for r in results if r.error).items()))
 
 
 class RolloutRunner(Protocol):

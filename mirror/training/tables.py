@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mirror.envs.episode import EpisodeResult, error_counts
 from mirror.training.plots import bar_chart
-from mirror.training.rollouts import EpisodeResult, error_counts
 
 
 def success_rates(results: list[EpisodeResult], tasks: list[str]) -> dict[str, float]:

@@ -17,6 +17,7 @@ from lightning.pytorch.strategies import DDPStrategy
 
 from mirror.config import MirrorConfig
 from mirror.training.checkpoint import RunCheckpointIO, atomic_copy
+from mirror.training.progress import build_progress_bar
 
 
 def cpu_threads(cfg: MirrorConfig) -> int | None:
@@ -98,6 +99,7 @@ def build_trainer(
         save_last=True,
     )
     validate = t.val_every > 0
+    progress = build_progress_bar(cfg)
     plugins = [RunCheckpointIO()]
     if SLURMEnvironment.detect():
         plugins.append(SLURMEnvironment(auto_requeue=t.slurm_requeue))
@@ -124,6 +126,7 @@ def build_trainer(
             checkpoints, FinalCheckpoint(), ValidationRecord(),
             *([LearningRateMonitor(logging_interval="step")] if logger else []),
             *callbacks,
+            *([progress] if progress else []),
         ],
         default_root_dir=run_dir,
         use_distributed_sampler=False,

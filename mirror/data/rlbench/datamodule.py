@@ -6,7 +6,6 @@ Episodes are split by index (training: the first `episodes` of each task; valida
 
 from __future__ import annotations
 
-import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from mirror.config import MirrorConfig
 from mirror.data.keyframes.cache import CacheStore, EpisodeKey, cache_folder
 from mirror.data.keyframes.datamodule import KeyframeData, KeyframeDataConfig
 from mirror.data.paths import writable_folder
-from mirror.data.rlbench.format import TASKS, episodes_folder
+from mirror.data.rlbench.format import TASKS, episode_indices, episodes_folder
 from mirror.data.rlbench.store import RawStore, build_cache
 from mirror.errors import ConfigError
 
@@ -34,15 +33,6 @@ class RLBenchDataConfig(KeyframeDataConfig):
     batch_size: int = 24
     test_root: str = "data/rlbench/test"  # stored test demos: evaluation episode i restores demo i
     headless: bool = True
-
-
-def episode_indices(root: str | Path, task: str) -> list[int]:
-    """Episode numbers present for a task, in order."""
-    folder = episodes_folder(root, task)
-    if not folder.is_dir():
-        return []
-    found = (re.fullmatch(r"episode(\d+)", p.name) for p in folder.iterdir() if p.is_dir())
-    return sorted(int(m.group(1)) for m in found if m)
 
 
 class RLBenchData(KeyframeData):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 CAMERAS = ("front", "left_shoulder", "right_shoulder", "wrist")
@@ -20,6 +21,15 @@ DEPTH_SCALE = 2**24 - 1  # depth PNGs hold a 24-bit integer in R (high), G, B (l
 
 def episodes_folder(root: str | Path, task: str) -> Path:
     return Path(root) / task / "all_variations" / "episodes"
+
+
+def episode_indices(root: str | Path, task: str) -> list[int]:
+    """Episode numbers present for a task, in order."""
+    folder = episodes_folder(root, task)
+    if not folder.is_dir():
+        return []
+    found = (re.fullmatch(r"episode(\d+)", p.name) for p in folder.iterdir() if p.is_dir())
+    return sorted(int(m.group(1)) for m in found if m)
 
 
 def episode_folder(root: str | Path, task: str, index: int) -> Path:

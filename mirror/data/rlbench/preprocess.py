@@ -13,8 +13,7 @@ from pathlib import Path
 
 from mirror.data.keyframes.cache import cache_folder
 from mirror.data.paths import writable_folder
-from mirror.data.rlbench.datamodule import episode_indices
-from mirror.data.rlbench.format import TASKS
+from mirror.data.rlbench.format import TASKS, episode_indices
 from mirror.data.rlbench.store import build_cache
 from mirror.errors import ConfigError
 

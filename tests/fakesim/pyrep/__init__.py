@@ -1,3 +1,4 @@
-"""A fake of PyRep's API surface that `mirror.envs.rlbench` uses, for tests without CoppeliaSim."""
+"""A fake of PyRep 4.1 (stepjam/PyRep, the commit in real_api.json): the classes `mirror.envs.rlbench` and the
+fake RLBench use, for tests without CoppeliaSim."""
 
 __version__ = "4.1.0.3"

@@ -3,4 +3,4 @@ from enum import Enum
 
 class RenderMode(Enum):
     OPENGL = 0
-    OPENGL3 = 1
+    OPENGL3 = 6

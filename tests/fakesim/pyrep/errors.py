@@ -1,11 +1,3 @@
-class PyRepError(Exception):
-    pass
-
-
-class ConfigurationError(Exception):
-    pass
-
-
 class ConfigurationPathError(Exception):
     pass
 

@@ -4,11 +4,3 @@ class InvalidActionError(Exception):
 
 class TaskEnvironmentError(Exception):
     pass
-
-
-class BoundaryError(Exception):
-    pass
-
-
-class WaypointError(Exception):
-    pass

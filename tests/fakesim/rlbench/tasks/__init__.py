@@ -1,2 +1,2 @@
-"""Fake tasks: open_drawer and push_buttons reach a goal; close_jar fails IK, turn_tap path planning;
+"""Scripted tasks: open_drawer, push_buttons and close_jar reach a goal; turn_tap's planner finds no path;
 crash_task aborts the process, hang_task never returns."""

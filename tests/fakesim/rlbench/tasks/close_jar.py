@@ -1,5 +1,5 @@
-from rlbench.environment import IKTask
+from rlbench.backend import task
 
 
-class CloseJar(IKTask):
+class CloseJar(task.Task):
     name = "close_jar"

@@ -1,5 +1,5 @@
-from rlbench.environment import CrashTask
+from rlbench.backend import task
 
 
-class CrashTask(CrashTask):
+class CrashTask(task.CrashTask):
     name = "crash_task"

@@ -1,5 +1,5 @@
-from rlbench.environment import HangTask
+from rlbench.backend import task
 
 
-class HangTask(HangTask):
+class HangTask(task.HangTask):
     name = "hang_task"

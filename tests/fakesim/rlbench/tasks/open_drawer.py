@@ -1,5 +1,5 @@
-from rlbench.environment import FakeTask
+from rlbench.backend import task
 
 
-class OpenDrawer(FakeTask):
+class OpenDrawer(task.Task):
     name = "open_drawer"

@@ -1,5 +1,5 @@
-from rlbench.environment import FakeTask
+from rlbench.backend import task
 
 
-class PushButtons(FakeTask):
+class PushButtons(task.Task):
     name = "push_buttons"

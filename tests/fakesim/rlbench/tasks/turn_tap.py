@@ -1,5 +1,5 @@
-from rlbench.environment import PathTask
+from rlbench.backend import task
 
 
-class TurnTap(PathTask):
+class TurnTap(task.NoPathTask):
     name = "turn_tap"

@@ -1,0 +1,3 @@
+class Identity:
+    def apply(self, val):
+        return val
