@@ -35,7 +35,7 @@ def test_train_writes_checkpoints_config_and_offline_wandb(cli, tmp_path, monkey
     assert ckpt["hyper_parameters"]["config"]["align"]["tau"] == 0.2
     times = json.loads((run / "phases.json").read_text())[-1]
     assert list(times) == [*PHASES, "total"] and times["training"] > 0 and times["validation (with rollouts)"] > 0
-    assert abs(sum(times[p] for p in PHASES) - times["total"]) < 0.5
+    assert abs(sum(times[p] for p in PHASES) - times["total"]) < 0.01
     assert "wall time of this run:" in out
 
 

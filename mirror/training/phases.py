@@ -51,7 +51,7 @@ class PhaseTimes(Callback):
         if rank == 0:
             path = folder / "phases.json"
             starts = json.loads(path.read_text()) if path.is_file() else []
-            starts.append({**{k: round(v, 1) for k, v in self.seconds.items()}, "total": round(total, 1)})
+            starts.append({**{k: round(v, 3) for k, v in self.seconds.items()}, "total": round(total, 3)})
             path.write_text(json.dumps(starts, indent=1))
         width = max(map(len, PHASES))
         rows = [f"  {name:<{width}}  {clock(self.seconds[name]):>8}" for name in PHASES]
