@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from open_clip.transformer import QuickGELU, TextTransformer
 from scipy.spatial.transform import Rotation
 from torch import nn
@@ -16,7 +17,7 @@ from mirror.data.rlbench.episode import RawEpisode, world_points
 from mirror.data.rlbench.format import episode_folder
 from mirror.errors import ConfigError, MirrorError
 from mirror.models.execution import geometry as geo
-from mirror.models.execution.arp import ARP
+from mirror.models.execution.arp import ARP, networks
 from mirror.models.execution.arp_weights import from_arp, load_weights
 from mirror.models.execution.language import load_text_tower, token_features
 from mirror.models.execution.policy import PROMPTS, ARPHead
@@ -388,6 +389,75 @@ def test_grip_and_collision_do_not_attend_to_the_rotation(head):
         outs.append(head.logits(queries))
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(outs[0][3:], outs[1][3:], strict=True))
     assert not torch.allclose(outs[0][1], outs[1][1])  # rot-y does see rot-x
+
+
+def layer_norm(x, eps=1e-6):
+    return (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, unbiased=False, keepdim=True) + eps)
+
+
+def attention(q, k, v, heads):
+    """Multi-head softmax attention, (T, C) queries against (S, C) keys and values."""
+    split = [z.view(z.shape[0], heads, -1).transpose(0, 1) for z in (q, k, v)]
+    weights = torch.softmax(split[0] @ split[1].transpose(1, 2) / math.sqrt(split[0].shape[-1]), -1)
+    return (weights @ split[2]).transpose(0, 1).reshape(q.shape[0], -1)
+
+
+def test_cross_block_is_arps_adaln(head):
+    """arp.py ChunkTransformerLayer with AdaLN and norm_before_AdaLN: shift, scale and gate from
+    Linear(SiLU(LayerNorm(cross-attention(LayerNorm(x), context)))), modulating affine-free LayerNorms (eps 1e-6)."""
+    block = head.cross[0]
+    torch.manual_seed(1)
+    nn.init.normal_(block.modulation[1].weight, std=0.3)
+    x, context = torch.randn(1, 1, 32), torch.randn(1, 16, 32)
+    lin = {name: (m.weight, m.bias) for name, m in block.named_modules() if isinstance(m, nn.Linear)}
+
+    def apply(name, z):
+        return z @ lin[name][0].T + lin[name][1]
+
+    q = apply("cross.q", layer_norm(x[0]) * block.norm_c.weight + block.norm_c.bias)
+    k, v = apply("cross.kv", context[0]).chunk(2, -1)
+    c = layer_norm(apply("cross.out", attention(q, k, v, 4)))
+    shift1, scale1, gate1, shift2, scale2, gate2 = apply("modulation.1", F.silu(c)).chunk(6, -1)
+    h = layer_norm(x[0]) * (1 + scale1) + shift1
+    y = x[0] + gate1 * apply("attn.out", attention(*apply("attn.qkv", h).chunk(3, -1), 4))
+    h = layer_norm(y) * (1 + scale2) + shift2
+    expected = y + gate2 * apply("mlp.3", F.gelu(apply("mlp.0", h), approximate="tanh"))
+    with torch.no_grad():
+        assert torch.allclose(block(x, context)[0], expected, atol=1e-5)
+
+
+def test_rotation_tokens_use_a_fixed_sine_code(head):
+    bins = torch.tensor([0, 5, 71])
+    content = head.content(torch.zeros(3, PROMPTS, 32), [bins])[:, PROMPTS]
+    frequency = 10000 ** (-torch.arange(0, 32, 2) / 32)
+    angle = bins[:, None] * frequency
+    assert torch.allclose(content, torch.cat([angle.sin(), angle.cos()], -1), atol=1e-6)
+    assert not any(p.shape[0] == geo.BINS for n, p in head.named_parameters() if "embedding" in n)
+
+
+def test_initialisation_and_norms_are_arps(head):
+    cfg = load_config(ARP_YAML, ["execution.clip_checkpoint=null"]).execution
+    torch.manual_seed(0)
+    mvt, _ = networks(cfg)
+    assert 0.95 < mvt[0].position.std().item() < 1.05  # ARP's torch.randn positions
+    widen = mvt[0].widen.weight
+    assert widen.abs().max() <= math.sqrt(6 / sum(widen.shape)) and torch.equal(mvt[0].widen.bias, torch.zeros(512))
+    qkv = head.blocks[0].attn.qkv.weight
+    assert qkv.abs().max() <= math.sqrt(6 / sum(qkv.shape)) and qkv.abs().max() > 0.8 * math.sqrt(6 / sum(qkv.shape))
+    assert 0.015 < head.type_embedding.weight.std().item() < 0.025
+    assert torch.equal(ARPHead(32, 4, 64, 1, 1, 8, 4).cross[0].modulation[1].weight, torch.zeros(192, 32))
+    assert {m.eps for m in [*head.cross.modules(), *head.blocks.modules()] if isinstance(m, nn.LayerNorm)} == {1e-6}
+    assert head.norm.eps == 1e-5
+
+
+def test_rotation_jitter_follows_arps_distribution():
+    cfg = load_config(ARP_YAML, SMALL).execution
+    model = ARP(cfg, DataSpec(["x"], ["t"]))
+    torch.manual_seed(0)
+    drawn = model.jitter(torch.zeros(20000, 3, dtype=torch.long)).flatten()
+    frequency = {v: (drawn == v % geo.BINS).float().mean().item() for v in (0, -1, -2, 1, 2)}
+    assert frequency[0] == pytest.approx(0.4, abs=0.01) and frequency[-1] == pytest.approx(0.4, abs=0.01)
+    assert frequency[-2] == pytest.approx(0.2, abs=0.01) and frequency[1] == frequency[2] == 0  # as ARP's list
 
 
 def test_rotation_bins_quaternions_and_actions_round_trip():
