@@ -35,14 +35,20 @@ PRIORITY = ((1 << DEPTH_SHIFT) - 1) ^ LOW
 EMPTY = torch.iinfo(torch.int64).max & ~PRIORITY  # above every real key, with or without priority bits
 
 
-def project(cube: Tensor, size: int = 224) -> Tensor:
-    """Cube points (..., 3) -> (..., 3 views, 3): column u, row v and depth d of each view."""
+def coordinates(cube: Tensor, size: int = 224) -> tuple[Tensor, Tensor, Tensor]:
+    """Cube points (..., 3) -> column u, row v and depth d, each (..., 3 views)."""
     x, y, z = cube.unbind(-1)
     half = size / 2  # pixel = half * camera coordinate + half, as RVT's intrinsics compute it
-    top = torch.stack([half * x + half, half - half * y, 1 - z], -1)
-    front = torch.stack([half * y + half, half - half * z, 1 - x], -1)
-    right = torch.stack([half - half * x, half - half * z, 0.5 - y], -1)
-    return torch.stack([top, front, right], -2)
+    hx, hy, hz = half * x, half * y, half * z
+    u = torch.stack([hx + half, hy + half, half - hx], -1)
+    v = torch.stack([half - hy, half - hz, half - hz], -1)
+    d = torch.stack([1 - z, 1 - x, 0.5 - y], -1)
+    return u, v, d
+
+
+def project(cube: Tensor, size: int = 224) -> Tensor:
+    """Cube points (..., 3) -> (..., 3 views, 3): column u, row v and depth d of each view."""
+    return torch.stack(coordinates(cube, size), -1)
 
 
 @lru_cache(maxsize=8)
@@ -65,12 +71,13 @@ def render(cube: Tensor, colours: Tensor, valid: Tensor, size: int = 224) -> Ten
     keys = winners(cube, valid, size)
     empty = keys == EMPTY
     scale = torch.where(valid, cube.abs().amax(-1), 0).amax(1).clamp(min=1e-6)
-    table = cube.new_zeros(b * n + 1, 6)  # the last row is what empty pixels show
-    torch.div(cube, scale[:, None, None], out=table[:-1, :3].view(b, n, 3))
-    table[:-1, 3:] = colours.reshape(b * n, 3)
-    row = torch.where(empty, b * n, (keys & LOW) + torch.arange(b, device=cube.device).view(b, 1, 1, 1) * n)
+    table = cube.new_zeros(6, b * n + 1)  # features by channel; the last column is what empty pixels show
+    torch.div(cube, scale[:, None, None], out=table[:3, :-1].T.view(b, n, 3))
+    table[3:, :-1] = colours.reshape(b * n, 3).T
+    point = torch.where(empty, b * n, (keys & LOW) + torch.arange(b, device=cube.device).view(b, 1, 1, 1) * n)
+    point = point.view(b, views, 1, size * size).expand(-1, -1, 6, -1)
     out = cube.new_empty(b, views, CHANNELS, size, size)
-    out[:, :, :6] = table.index_select(0, row.flatten()).view(b, views, size, size, 6).permute(0, 1, 4, 2, 3)
+    out.view(b, views, CHANNELS, size * size)[:, :, :6] = table.expand(b, views, -1, -1).gather(3, point)
     metres = (keys >> DEPTH_SHIFT).float() * (1 / DEPTH_STEPS)
     metres.masked_fill_(empty, 0)
     mean = metres.sum((-2, -1)) / (~empty).sum((-2, -1)).clamp(min=1)
@@ -84,14 +91,13 @@ def winners(cube: Tensor, valid: Tensor, size: int) -> Tensor:
     """(B, 3, S, S) keys of the point each pixel shows after the splat (EMPTY where none)."""
     b, n, _ = cube.shape
     views = len(VIEWS)
-    uvd = project(cube, size)
-    u, v = uvd[..., 0], uvd[..., 1]
+    u, v, d = coordinates(cube, size)
     inside = (u >= 0) & (u < size) & (v >= 0) & (v < size) & valid[..., None]
     offset = torch.arange(b * views, device=cube.device).view(b, 1, views) * (size * size)
     slot = v.long() * size + u.long() + offset
     dummy = b * views * size * size
     slot.masked_fill_(~inside, dummy)
-    keys = (uvd[..., 2] * DEPTH_STEPS).clamp_(0, (1 << (63 - DEPTH_SHIFT)) - 2).long() << DEPTH_SHIFT
+    keys = (d * DEPTH_STEPS).clamp_(0, (1 << (63 - DEPTH_SHIFT)) - 2).long() << DEPTH_SHIFT
     keys |= torch.arange(n, device=cube.device).view(1, n, 1)
     zbuffer = torch.full((dummy + 1,), EMPTY, dtype=torch.long, device=cube.device)
     zbuffer.scatter_reduce_(0, slot.flatten(), keys.flatten(), "amin")
