@@ -39,7 +39,7 @@ def coordinates(cube: Tensor, size: int = 224) -> tuple[Tensor, Tensor, Tensor]:
     """Cube points (..., 3) -> column u, row v and depth d, each (..., 3 views)."""
     x, y, z = cube.unbind(-1)
     half = size / 2  # pixel = half * camera coordinate + half, as RVT's intrinsics compute it
-    hx, hy, hz = half * x, half * y, half * z
+    hx, hy, hz = (cube * half).unbind(-1)
     u = torch.stack([hx + half, hy + half, half - hx], -1)
     v = torch.stack([half - hy, half - hz, half - hz], -1)
     d = torch.stack([1 - z, 1 - x, 0.5 - y], -1)
@@ -92,12 +92,13 @@ def winners(cube: Tensor, valid: Tensor, size: int) -> Tensor:
     b, n, _ = cube.shape
     views = len(VIEWS)
     u, v, d = coordinates(cube, size)
-    inside = (u >= 0) & (u < size) & (v >= 0) & (v < size) & valid[..., None]
+    column, row = u.floor_(), v.floor_()  # whole pixels, exact in float32 up to 2^24
+    inside = (torch.minimum(column, row) >= 0) & (torch.maximum(column, row) < size) & valid[..., None]
     offset = torch.arange(b * views, device=cube.device).view(b, 1, views) * (size * size)
-    slot = v.long() * size + u.long() + offset
+    slot = (row * size).add_(column).long().add_(offset)
     dummy = b * views * size * size
     slot.masked_fill_(~inside, dummy)
-    keys = (d * DEPTH_STEPS).clamp_(0, (1 << (63 - DEPTH_SHIFT)) - 2).long() << DEPTH_SHIFT
+    keys = d.mul_(DEPTH_STEPS).clamp_(0, (1 << (63 - DEPTH_SHIFT)) - 2).long().bitwise_left_shift_(DEPTH_SHIFT)
     keys |= torch.arange(n, device=cube.device).view(1, n, 1)
     zbuffer = torch.full((dummy + 1,), EMPTY, dtype=torch.long, device=cube.device)
     zbuffer.scatter_reduce_(0, slot.flatten(), keys.flatten(), "amin")
