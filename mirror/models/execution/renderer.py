@@ -126,12 +126,12 @@ def splat(keys: Tensor) -> Tensor:
     at_zero = keys < (1 << DEPTH_SHIFT)  # a point at depth 0: it stays and never spreads
     padded = torch.full((*keys.shape[:-2], h + 2 * reach, w + 2 * reach), EMPTY, dtype=keys.dtype,
                         device=keys.device)
-    padded[..., reach : reach + h, reach : reach + w] = keys.masked_fill(at_zero, EMPTY)
-    best = torch.full_like(keys, EMPTY)
-    candidate = torch.empty_like(keys)
+    torch.where(at_zero, padded.new_tensor(EMPTY), keys, out=padded[..., reach : reach + h, reach : reach + w])
+    best, candidate = torch.empty_like(keys), torch.empty_like(keys)
     for rank, (dr, dc) in enumerate(offsets):  # the priority bits make the later of equal depths smaller
         torch.bitwise_or(padded[..., reach + dr : reach + dr + h, reach + dc : reach + dc + w],
-                         (len(offsets) - 1 - rank) << PRIORITY_SHIFT, out=candidate)
-        torch.minimum(best, candidate, out=best)
+                         (len(offsets) - 1 - rank) << PRIORITY_SHIFT, out=candidate if rank else best)
+        if rank:
+            torch.minimum(best, candidate, out=best)
     best &= ~PRIORITY
     return torch.where(at_zero, keys, best)
