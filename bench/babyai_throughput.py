@@ -16,7 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mirror.data.babyai.demos import episode_seed, generate  # noqa: E402
+from mirror.data.babyai.demos import generate  # noqa: E402
+from mirror.data.seeds import episode_seed  # noqa: E402
 
 DEMOS, ROLLOUTS = (400, 2400), 400
 COLOURS = ("red", "green", "blue", "purple", "yellow", "grey")

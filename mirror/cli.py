@@ -106,7 +106,7 @@ def parser() -> argparse.ArgumentParser:
     q.set_defaults(func=_convert)
 
     p = sub.add_parser("demos", help="generate or preprocess demonstrations")
-    p.add_argument("source", help="babyai or rlbench")
+    p.add_argument("source", help="babyai, rlbench or metaworld")
     p.add_argument("args", nargs=argparse.REMAINDER, help="the source's own options (see `mirror demos SOURCE -h`)")
     p.set_defaults(func=_demos)
     return top

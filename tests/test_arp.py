@@ -13,7 +13,8 @@ from scipy.spatial.transform import Rotation
 from torch import nn
 
 from mirror.config import load_config
-from mirror.data.rlbench.episode import RawEpisode, world_points
+from mirror.data.keyframes.points import world_points
+from mirror.data.rlbench.episode import RawEpisode
 from mirror.data.rlbench.format import episode_folder
 from mirror.errors import ConfigError, MirrorError
 from mirror.models.execution import geometry as geo

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from mirror.config import load_config
-from mirror.data.babyai.demos import DemoSet, ensure_demos, episode_seed, generate
+from mirror.data.babyai.demos import DemoSet, ensure_demos, generate
+from mirror.data.seeds import episode_seed
 from mirror.envs import babyai
 from mirror.models.execution.babyai_agent import BabyAIAgent, vocabulary
 from mirror.models.protocol import DataSpec

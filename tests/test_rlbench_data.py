@@ -7,12 +7,14 @@ import pytest
 import torch
 
 from mirror.config import load_config
+from mirror.data.keyframes.cache import CacheStore
+from mirror.data.keyframes.points import world_points
 from mirror.data.rlbench import pickles
 from mirror.data.rlbench.datamodule import RLBenchData
-from mirror.data.rlbench.episode import BadEpisodeError, RawEpisode, world_points
+from mirror.data.rlbench.episode import BadEpisodeError, RawEpisode
 from mirror.data.rlbench.format import SCENE_BOUNDS, episode_folder
-from mirror.data.rlbench.store import CacheStore, RawStore, build_cache
-from mirror.data.rlbench.synthetic import write_episode
+from mirror.data.rlbench.store import RawStore, build_cache
+from mirror.data.rlbench.synthetic import _rlbench_classes, write_episode
 from mirror.data.sampling import Draw
 from tests.conftest import SHARED_DATA, TOY
 
@@ -83,7 +85,7 @@ def test_synthetic_episode_round_trips_through_raw_reader_and_cache(tmp_path):
         write_episode(root, "open_drawer", i, frames=30, variation=i, seed=i)
     keys = [("open_drawer", 0), ("open_drawer", 1)]
     raw = RawStore(root, keys)
-    assert build_cache(root, cache, keys, pool=8) == []
+    assert build_cache(root, cache, keys, pool=8) == {}
     cached = CacheStore(cache, keys)
     for e in range(2):
         assert cached.episodes[e] == raw.episodes[e]
@@ -103,11 +105,36 @@ def test_synthetic_episode_round_trips_through_raw_reader_and_cache(tmp_path):
     assert CacheStore(cache, keys).episodes[0].length == 33  # source changed: rebuilt
 
 
+def edit_demo(change):
+    """Damage an episode's demo in place: unpickle it (trusted test data), change it, pickle it back."""
+
+    def damage(folder):
+        path = folder / "low_dim_obs.pkl"
+        with _rlbench_classes():
+            demo = pickle.loads(path.read_bytes())
+            change(demo)
+            path.write_bytes(pickle.dumps(demo))
+
+    return damage
+
+
+class _HugeArray:
+    def __reduce__(self):
+        return np.ndarray, ((10**6, 10**6),)
+
+
 @pytest.mark.parametrize("damage, message", [
     (lambda f: (f / "front_rgb" / "3.png").unlink(), "front_rgb: 29 frames, but low_dim_obs.pkl has 30"),
     (lambda f: (f / "wrist_depth" / "10.png").write_bytes(b"not a png"), "wrist_depth/10.png: unreadable PNG"),
     (lambda f: (f / "variation_number.pkl").unlink(), "variation_number.pkl: missing"),
     (lambda f: (f / "low_dim_obs.pkl").write_bytes(pickle.dumps(torch.nn.Linear)), "refused global 'torch.nn"),
+    (edit_demo(lambda d: setattr(d._observations[5], "gripper_pose", np.array(["x"] * 7, dtype=object))),
+     "refused array of dtype dtype\\('O'\\)"),
+    (edit_demo(lambda d: setattr(d._observations[29], "gripper_pose", ["x"] * 7)),
+     "cannot read the demo \\(ValueError: could not convert string to float"),
+    (edit_demo(lambda d: delattr(d._observations[12], "joint_velocities")),
+     "cannot read the demo \\(AttributeError: .*joint_velocities"),
+    (edit_demo(lambda d: setattr(d._observations[3], "misc", _HugeArray())), "refused call of numpy.ndarray"),
 ])
 def test_bad_episodes_fail_with_folder_and_file_or_are_skipped(tmp_path, damage, message):
     root = tmp_path / "raw"
@@ -154,3 +181,24 @@ def test_data_module_splits_pairs_and_samples_tasks_uniformly(tmp_path):
     assert ex["rgb"].shape == (4, 32, 32, 3) and ex["xyz"].shape == (4, 32, 32, 3) and ex["pose"].shape == (7,)
     batch = next(iter(data.train_dataloader()))
     assert batch["execution"]["xyz"].shape == (4, 4, 32, 32, 3) and batch["keys"]["task"].shape == (4,)
+
+
+def test_a_cached_episode_whose_source_went_bad_is_dropped_and_counted(tmp_path):
+    cfg = synthetic_config(tmp_path, "data.skip_bad=true")
+    assert len(RLBenchData(cfg).store("train").episodes) == 6
+    (episode_folder(tmp_path / "raw", "close_jar", 1) / "wrist_depth" / "7.png").unlink()
+    with pytest.warns(UserWarning, match="close_jar/all_variations/episodes/episode1: wrist_depth: 23 frames"):
+        store = RLBenchData(cfg).store("train")
+    assert len(store.episodes) == 5 and len(store.skipped) == 1
+    assert ("close_jar", 1) not in {(ep.task, ep.index) for ep in store.episodes}
+    cfg.data.skip_bad = False
+    with pytest.raises(BadEpisodeError, match="wrist_depth: 23 frames"):
+        RLBenchData(cfg).store("train")
+
+
+def test_demos_rlbench_needs_an_existing_source(cli, tmp_path):
+    code, out, err = cli("demos", "rlbench", "--src", str(tmp_path / "nowhere"), "--dst", str(tmp_path / "cache"))
+    assert code == 2 and err.strip() == f"mirror demos: error: --src: folder not found: {tmp_path / 'nowhere'}"
+    (tmp_path / "empty").mkdir()
+    code, out, err = cli("demos", "rlbench", "--src", str(tmp_path / "empty"), "--dst", str(tmp_path / "cache"))
+    assert code == 2 and "no episodes of open_drawer" in err and not (tmp_path / "cache").exists()

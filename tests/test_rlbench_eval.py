@@ -86,6 +86,7 @@ def test_crashing_and_hanging_simulators_cost_one_episode_each(fakesim, tmp_path
     assert [(r.task, r.index) for r in results] == episodes
     errors = {(r.task, r.index): r.error for r in results}
     assert errors.pop(("crash_task", 0)) == "crash" and errors.pop(("hang_task", 0)) == "timeout"
+    assert "exited with code" in results[1].detail and "no result within 10 s" in results[3].detail
     assert set(errors.values()) == {None}
     assert all(r.length == 3 for r in results if r.error is None)
 
@@ -135,8 +136,10 @@ def test_mirror_eval_writes_the_table_2_layout(fakesim, cli, tmp_path):
     assert table[0] == "| Method | Avg. Success | open_drawer | push_buttons |"
     assert table[2].startswith("| one | ") and "±" in table[2]
     rows = (folder / "episodes.csv").read_text().splitlines()
-    assert rows[0] == "repeat,task,index,success,reward,length,error" and len(rows) == 1 + 2 * 2 * 2
+    assert rows[0] == "repeat,task,index,success,reward,length,error,detail" and len(rows) == 1 + 2 * 2 * 2
+    assert table[-1] == "Episodes lost to errors: none"
     report = json.loads((folder / "metrics.json").read_text())
     assert report["repeats"] == 2 and set(report["success"]) == {"open_drawer", "push_buttons", "avg"}
+    assert report["errors"] == {}
     assert "val/e/trans_err_cm" in report["metrics"]
     assert (folder / "table.png").stat().st_size > 1000

@@ -1,6 +1,7 @@
 """Tiny `mirror train` runs of the toy U and E: outputs, W&B offline, resume, NaN stop, eval, DDP."""
 
 import csv
+import json
 import subprocess
 import sys
 
@@ -10,7 +11,9 @@ import yaml
 
 from mirror.config import load_config
 from mirror.training.checkpoint import read_checkpoint
+from mirror.training.phases import PHASES
 from mirror.training.run import train
+from mirror.training.trainer import cpu_threads
 from tests.conftest import ROOT, TOY
 
 
@@ -30,11 +33,16 @@ def test_train_writes_checkpoints_config_and_offline_wandb(cli, tmp_path, monkey
     ckpt = read_checkpoint(run / "checkpoints" / "last.ckpt")
     assert ckpt["global_step"] == 8
     assert ckpt["hyper_parameters"]["config"]["align"]["tau"] == 0.2
+    times = json.loads((run / "phases.json").read_text())[-1]
+    assert list(times) == [*PHASES, "total"] and times["training"] > 0 and times["validation (with rollouts)"] > 0
+    assert abs(sum(times[p] for p in PHASES) - times["total"]) < 0.5
+    assert "wall time of this run:" in out
 
 
 def metric_rows(run):
-    """Rows of every CSV log of a run (one version folder per start)."""
-    return [row for path in sorted(run.glob("csv/version_*/metrics.csv")) for row in csv.DictReader(open(path))]
+    """Rows of a run's CSV log (one file over all starts of the run)."""
+    with open(run / "csv" / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def test_metrics_are_logged_per_branch(tmp_path):
@@ -154,3 +162,14 @@ def test_last_step_is_checkpointed_when_not_a_multiple_of_ckpt_every(tmp_path):
     folder = tmp_path / "odd" / "checkpoints"
     assert sorted(p.name for p in folder.glob("*.ckpt")) == ["last.ckpt", "step0000004.ckpt", "step0000006.ckpt"]
     assert read_checkpoint(folder / "last.ckpt")["global_step"] == 6
+
+
+def test_cpu_training_threads_share_the_cores_with_processes_and_loader_workers(monkeypatch):
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(8)))
+    def threads_of(*overrides):
+        return cpu_threads(load_config(TOY, ["trainer.accelerator=cpu", *overrides]))
+
+    threads = {(d, w): threads_of(f"trainer.devices={d}", f"data.num_workers={w}") for d in (1, 2) for w in (0, 1, 3)}
+    assert threads == {(1, 0): 8, (1, 1): 7, (1, 3): 5, (2, 0): 4, (2, 1): 3, (2, 3): 1}
+    assert threads_of("trainer.devices=4", "data.num_workers=2") == 1
+    assert threads_of("trainer.threads=3") == 3

@@ -7,13 +7,15 @@ the two branches' features can align.
 
 from __future__ import annotations
 
+import functools
+import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from mirror.config import DataConfig, ExecutionConfig, UnderstandingConfig
 from mirror.data.module import MirrorDataModule
@@ -29,6 +31,7 @@ class ToyDataConfig(DataConfig):
     dim: int = 16
     frames: int = 4
     noise: float = 0.5
+    step_delay: float = 0.0  # seconds added to every training batch (tests that stop a run midway)
 
 
 class ToyPairs(Dataset):
@@ -65,8 +68,18 @@ class ToyPairs(Dataset):
         }
 
 
+def slow_collate(items: list, delay: float):
+    time.sleep(delay)
+    return default_collate(items)
+
+
 class ToyData(MirrorDataModule):
     config_class = ToyDataConfig
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        if cfg.data.step_delay > 0:
+            self.collate = functools.partial(slow_collate, delay=cfg.data.step_delay)
 
     @property
     def spec(self) -> DataSpec:

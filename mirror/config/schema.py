@@ -122,6 +122,8 @@ class TrainerConfig:
     sanity_val_steps: int = 1
     progress_bar: bool = True
     slurm_requeue: bool = True
+    threads: int | None = None  # torch threads per training process; null: on CPUs, its share of the cores
+
 
 
 @dataclass

@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import signal
 from abc import ABCMeta, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.seed import pl_worker_init_function
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader, Dataset, default_collate
 
+from mirror import registry
 from mirror.config import DataConfig, MirrorConfig
 from mirror.data.sampling import Draw, StepBatchSampler, shard
-from mirror.errors import MirrorError
+from mirror.errors import ConfigError, MirrorError
 from mirror.models.protocol import DataSpec
+
+
+def build_datamodule(cfg: MirrorConfig) -> MirrorDataModule:
+    """The data module named by `data.name`, built from the config."""
+    return registry.resolve("data", cfg.data.name)(cfg)
+
+
+def worker_init(worker_id: int) -> None:
+    """Loader workers leave Ctrl-C to the training process, which stops at the next step with a checkpoint."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    pl_worker_init_function(worker_id)
 
 
 class MirrorDataModule(L.LightningDataModule, metaclass=ABCMeta):
@@ -65,6 +79,9 @@ class MirrorDataModule(L.LightningDataModule, metaclass=ABCMeta):
         rank, world = self._rank_world()
         consumed = trainer.global_step * trainer.accumulate_grad_batches if trainer is not None else 0
         dataset = self.train_set()
+        if len(dataset) < data.batch_size * world:
+            raise ConfigError(f"data.batch_size={data.batch_size} x {world} process(es) is more than the "
+                              f"{len(dataset)} training items of data '{data.name}'")
         sampler = StepBatchSampler(len(dataset), data.batch_size, self.cfg.seed, rank, world, consumed,
                                    self.sample_weights(dataset))
         return DataLoader(
@@ -73,6 +90,7 @@ class MirrorDataModule(L.LightningDataModule, metaclass=ABCMeta):
             num_workers=data.num_workers,
             collate_fn=self.collate,
             persistent_workers=data.num_workers > 0,
+            worker_init_fn=worker_init,
         )
 
     def feature_loader(self, split: str) -> DataLoader:
@@ -82,7 +100,7 @@ class MirrorDataModule(L.LightningDataModule, metaclass=ABCMeta):
         if dataset is None:
             raise MirrorError(f"data '{self.cfg.data.name}' has no {split} split")
         keys = [Draw(i, (self.cfg.seed, 0, i)) for i in range(len(dataset))] if split == "train" else None
-        return DataLoader(dataset, batch_size=self.cfg.data.val_batch_size, sampler=keys,
+        return DataLoader(dataset, batch_size=self.cfg.data.val_batch_size, sampler=keys, worker_init_fn=worker_init,
                           num_workers=self.cfg.data.num_workers, collate_fn=self.val_collate)
 
     def val_dataloader(self) -> DataLoader | list:
@@ -96,4 +114,5 @@ class MirrorDataModule(L.LightningDataModule, metaclass=ABCMeta):
             sampler=shard(len(dataset), rank, world),
             num_workers=self.cfg.data.num_workers,
             collate_fn=self.val_collate,
+            worker_init_fn=worker_init,
         )

@@ -11,6 +11,7 @@ from mirror.errors import ConfigError
 SOURCES: dict[str, str] = {
     "babyai": "mirror.data.babyai.demos:main",
     "rlbench": "mirror.data.rlbench.preprocess:main",
+    "metaworld": "mirror.data.metaworld.demos:main",
 }
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from mirror.config import MirrorConfig
-from mirror.data.babyai.demos import episode_seed
+from mirror.data.seeds import episode_seed
 from mirror.envs import babyai
 from mirror.envs.payload import build as payload_build
 from mirror.envs.payload import pack
@@ -88,7 +88,7 @@ class BabyAIRollouts:
         for (levels, indices, *_), outcome in zip(jobs, outcomes, strict=True):
             if isinstance(outcome, JobError):
                 pairs = zip(levels, indices, strict=True)
-                results += [EpisodeResult(lvl, i, False, 0.0, 0, outcome.kind) for lvl, i in pairs]
+                results += [EpisodeResult.lost(lvl, i, outcome.kind, outcome.detail) for lvl, i in pairs]
             else:
                 results += outcome
         return results

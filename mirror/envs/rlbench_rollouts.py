@@ -1,88 +1,20 @@
-"""RLBench rollouts of the execution model, one CoppeliaSim per worker process.
-
-A worker builds the policy from the packed weights (on its GPU when there is one) and its own simulator;
-a job is one test episode, so a segfault or a hang past `data.rollout_timeout` costs one episode, recorded
-as an error, and a fresh worker takes over.
-"""
+"""RLBench rollouts of the execution model: one CoppeliaSim per worker process (see `keyframe_rollouts`)."""
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-
 from mirror.config import MirrorConfig
-from mirror.envs.payload import build, pack, unpack
-from mirror.envs.workers import JobError, RolloutPool
-from mirror.models.protocol import DataSpec
-from mirror.training.rollouts import EpisodeResult
+from mirror.envs.keyframe_rollouts import KeyframeRollouts
 
 
-class Worker:
-    """The state of one rollout process: the policy, its language cache and a simulator."""
+def make_env(cfg: MirrorConfig):
+    """A worker's simulator: RLBench on CoppeliaSim, restoring test episodes from `data.test_root`."""
+    from mirror.envs.rlbench import RLBenchEnv
 
-    def __init__(self, payload: bytes):
-        from mirror.envs.rlbench import RLBenchEnv
-
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if self.device.type == "cpu":
-            torch.set_num_threads(1)
-        self.cfg, self.model = build(payload)
-        self.model.to(self.device)
-        self.language: dict[str, torch.Tensor] = {}
-        d = self.cfg.data
-        self.env = RLBenchEnv(d.test_root, headless=d.headless, max_steps=d.rollout_max_steps)
-
-    def load(self, payload: bytes) -> Worker:
-        self.model.load_state_dict(unpack(payload)[2])
-        return self
-
-    def policy(self, inputs: dict[str, np.ndarray], instruction: str) -> np.ndarray:
-        if instruction not in self.language:
-            self.language[instruction] = self.model.text_features([instruction])
-        batch = {k: torch.from_numpy(v)[None].to(self.device) for k, v in inputs.items()}
-        batch["language"] = self.language[instruction]
-        with torch.no_grad():
-            return self.model.act(batch)[0].cpu().numpy()
+    d = cfg.data
+    return RLBenchEnv(d.test_root, headless=d.headless, max_steps=d.rollout_max_steps)
 
 
-_worker: Worker | None = None
-
-
-def setup(payload: bytes) -> Worker:
-    """Worker side: the first payload builds the simulator and policy; later ones only swap the weights."""
-    global _worker
-    _worker = Worker(payload) if _worker is None else _worker.load(payload)
-    return _worker
-
-
-def run(worker: Worker, job: tuple[str, int]) -> EpisodeResult:
-    task, index = job
-    return worker.env.run_episode(task, index, worker.policy)
-
-
-class RLBenchRollouts:
+class RLBenchRollouts(KeyframeRollouts):
     """The rollout runner of the RLBench data: which test episodes, run by a pool of simulator processes."""
 
-    def __init__(self, cfg: MirrorConfig, spec: DataSpec):
-        self.cfg, self.spec = cfg, spec
-        self.tasks = list(cfg.data.rollout_tasks or cfg.data.tasks)
-        self.pool: RolloutPool | None = None
-
-    def episodes(self, final: bool, count: int | None = None) -> list[tuple[str, int]]:
-        n = count if count is not None else self.cfg.data.rollout_episodes
-        return [(task, i) for task in self.tasks for i in range(n)]
-
-    def run(self, module: torch.nn.Module, episodes: list[tuple[str, int]], repeat: int = 0) -> list[EpisodeResult]:
-        if not episodes:
-            return []
-        if self.pool is None:
-            d = self.cfg.data
-            self.pool = RolloutPool(d.rollout_workers, setup, run, timeout=d.rollout_timeout)
-        outcomes = self.pool.map(pack(self.cfg, self.spec, module.execution), episodes)
-        return [o if not isinstance(o, JobError) else EpisodeResult(task, i, False, 0.0, 0, o.kind)
-                for (task, i), o in zip(episodes, outcomes, strict=True)]
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.close()
-            self.pool = None
+    make_env = staticmethod(make_env)

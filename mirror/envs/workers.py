@@ -1,30 +1,40 @@
 """Rollout workers: each environment runs in its own process, and a crash or a hang costs one job only.
 
 Workers live across evaluations; each evaluation first sends them a payload (policy weights as bytes),
-then jobs one at a time. If a worker dies (segfault, abort) or a job runs past its time-out, the job is
-recorded as an error, the worker is killed and replaced, and the remaining jobs go on: the training
-process never dies with a simulator.
+then jobs one at a time. The pool never blocks on one worker: setups and replacements proceed while the
+others work, results already sent are collected before any deadline is judged, and a job's deadline runs
+from the worker's own acknowledgement that it started it. A worker that dies or overruns costs its job
+(`crash`, `timeout`); one that cannot be set up is retried with a bounded back-off, and only when no
+worker can be set up do the remaining jobs fail (`setup`, with the reason). The caller never sees an
+exception from a simulator.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+SETUP_ATTEMPTS = 3  # per worker slot and evaluation, before its jobs go to the other workers or fail
+BACKOFF_S = (1.0, 30.0)  # first and largest wait before a failed setup is retried (doubling)
+
 
 @dataclass
 class JobError:
-    """A job that did not return a result: `kind` is crash, timeout or exception."""
+    """A job that did not return a result: `kind` is crash, timeout, exception or setup."""
 
     kind: str
     detail: str
 
 
 def _serve(conn: Connection, setup: Callable[[bytes], Any], run: Callable[[Any, Any], Any]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the training process, which stops cleanly
     state = None
     while True:
         try:
@@ -33,30 +43,60 @@ def _serve(conn: Connection, setup: Callable[[bytes], Any], run: Callable[[Any, 
             return
         if kind == "stop":
             return
-        try:
-            if kind == "setup":
+        if kind == "setup":
+            try:
                 state = setup(body)
-                conn.send(("ok", None))
-            else:
-                conn.send(("ok", run(state, body)))
+                conn.send(("ready", None))
+            except Exception as err:
+                conn.send(("setup_failed", f"{type(err).__name__}: {err}"))
+            continue
+        conn.send(("started", time.monotonic()))  # CLOCK_MONOTONIC: one clock for all processes of a machine
+        try:
+            conn.send(("done", run(state, body)))
         except Exception as err:  # a Python error inside the job: report it and keep serving
             conn.send(("exception", f"{type(err).__name__}: {err}"))
 
 
 class _Worker:
-    def __init__(self, ctx, setup, run):
+    """One process and what the pool knows of it: setting up, idle, or busy with job `job` until `deadline`."""
+
+    def __init__(self, ctx, setup, run, payload: bytes, setup_timeout: float):
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(target=_serve, args=(child, setup, run), daemon=True)
         self.process.start()
         child.close()
-        self.job = -1
-        self.started = 0.0
+        self.load(payload, setup_timeout)
+
+    def load(self, payload: bytes, setup_timeout: float) -> None:
+        """Send a payload from a thread: a large one would block until the new process reads it."""
+        self.state, self.job = "setup", -1
+        self.deadline = time.monotonic() + setup_timeout
+        threading.Thread(target=self._send, args=(("setup", payload),), daemon=True).start()
+
+    def idle(self) -> None:
+        self.state, self.job, self.deadline = "idle", -1, float("inf")
+
+    def _send(self, message: tuple) -> None:
+        try:
+            self.conn.send(message)
+        except OSError:  # the process died; its end of the pipe reports it
+            pass
 
     def kill(self) -> None:
         if self.process.is_alive():
             self.process.kill()
         self.process.join(timeout=5)
         self.conn.close()
+
+
+@dataclass
+class _Slot:
+    """A place for one worker; after failed setups it waits `retry_at` before the next try."""
+
+    worker: _Worker | None = None
+    failures: int = 0
+    retry_at: float = 0.0
+    reason: str = ""
 
 
 class RolloutPool:
@@ -71,92 +111,127 @@ class RolloutPool:
         self.size, self.setup, self.run_job = max(1, workers), setup, run
         self.timeout, self.setup_timeout = timeout, setup_timeout
         self.ctx = mp.get_context("spawn")
-        self.workers: list[_Worker] = []
+        self.slots: list[_Slot] = []
         self.restarts = 0
 
-    def _load(self, worker: _Worker, payload: bytes) -> bool:
-        """Send the payload; True when the worker acknowledged it in time."""
-        try:
-            worker.conn.send(("setup", payload))
-            if worker.conn.poll(self.setup_timeout):
-                status, detail = worker.conn.recv()
-                if status == "ok":
-                    return True
-                raise RuntimeError(f"rollout worker setup failed: {detail}")
-        except (EOFError, OSError):
-            pass
-        return False
+    def _start(self, slot: _Slot, payload: bytes) -> None:
+        slot.worker = _Worker(self.ctx, self.setup, self.run_job, payload, self.setup_timeout)
 
-    def _ready(self, worker: _Worker | None, payload: bytes) -> _Worker:
-        """`worker` loaded with the payload, or a fresh one in its place."""
-        if worker is not None:
-            if worker.process.is_alive() and self._load(worker, payload):
-                return worker
-            worker.kill()
-            self.restarts += 1
-        fresh = _Worker(self.ctx, self.setup, self.run_job)
-        if not self._load(fresh, payload):
-            fresh.kill()
-            raise RuntimeError(f"a fresh rollout worker did not start within {self.setup_timeout:.0f} s")
-        return fresh
+    def _drop(self, slot: _Slot) -> None:
+        slot.worker.kill()
+        slot.worker = None
+
+    def _setup_failed(self, slot: _Slot, reason: str) -> None:
+        self._drop(slot)
+        slot.failures += 1
+        slot.reason = reason
+        slot.retry_at = time.monotonic() + min(BACKOFF_S[1], BACKOFF_S[0] * 2 ** (slot.failures - 1))
 
     def map(self, payload: bytes, jobs: Sequence[Any]) -> list[Any]:
-        """Results of `jobs` in order; a job whose worker crashed or hung gives a `JobError`."""
+        """Results of `jobs` in order; a job that did not return gives a `JobError`."""
         needed = min(self.size, len(jobs))
-        for w in self.workers[needed:]:
-            w.kill()
-        old = self.workers[:needed] + [None] * (needed - len(self.workers[:needed]))
-        self.workers = [self._ready(w, payload) for w in old]
+        for slot in self.slots[needed:]:
+            if slot.worker is not None:
+                self._drop(slot)
+        self.slots = self.slots[:needed] + [_Slot() for _ in range(needed - len(self.slots))]
+        for slot in self.slots:
+            slot.failures, slot.retry_at = 0, 0.0
+            if slot.worker is not None and slot.worker.state == "idle" and slot.worker.process.is_alive():
+                slot.worker.load(payload, self.setup_timeout)
+                continue
+            if slot.worker is not None:  # dead, or still setting up with an older payload
+                self._drop(slot)
+            self._start(slot, payload)
         results: list[Any] = [None] * len(jobs)
-        pending = list(range(len(jobs)))[::-1]
-        busy: dict[Connection, _Worker] = {}
+        pending = deque(range(len(jobs)))
+        left = len(jobs)
+
+        def finish(worker: _Worker, value: Any) -> None:
+            nonlocal left
+            results[worker.job] = value
+            left -= 1
+            worker.idle()
 
         def assign(worker: _Worker) -> None:
-            if pending:
-                worker.job, worker.started = pending.pop(), time.monotonic()
-                worker.conn.send(("job", jobs[worker.job]))
-                busy[worker.conn] = worker
+            if pending and worker.state == "idle":
+                worker.job = pending.popleft()
+                worker.state = "busy"
+                worker.deadline = time.monotonic() + self.timeout if self.timeout is not None else float("inf")
+                worker._send(("job", jobs[worker.job]))
 
-        def replace(worker: _Worker) -> _Worker:
-            i = self.workers.index(worker)
-            worker.kill()
-            self.restarts += 1
-            self.workers[i] = self._ready(None, payload)
-            return self.workers[i]
-
-        for w in self.workers:
-            assign(w)
-        while busy:
-            for conn in wait(list(busy), timeout=self._wait_time(busy.values())):
-                worker = busy.pop(conn)
-                try:
-                    status, value = conn.recv()
-                    results[worker.job] = value if status == "ok" else JobError("exception", value)
-                except (EOFError, OSError):
-                    worker.process.join(timeout=5)
-                    results[worker.job] = JobError("crash", f"worker exited with code {worker.process.exitcode}")
-                    worker = replace(worker)
-                assign(worker)
+        while left:
+            live = [s for s in self.slots if s.worker is not None]
+            waitables = [s.worker.conn for s in live] + [s.worker.process.sentinel for s in live]
+            wait(waitables, timeout=self._wait_time(live))
+            for slot in live:  # collect everything already sent before judging any deadline
+                self._collect(slot, payload, finish, assign)
             now = time.monotonic()
-            for conn, worker in list(busy.items()):
-                if self.timeout is not None and now - worker.started > self.timeout:
-                    busy.pop(conn)
-                    results[worker.job] = JobError("timeout", f"no result within {self.timeout:.0f} s")
-                    assign(replace(worker))
+            for slot in self.slots:
+                w = slot.worker
+                if w is not None and w.deadline <= now:
+                    if w.state == "busy":
+                        finish(w, JobError("timeout", f"no result within {self.timeout:.0f} s of its start"))
+                        self._drop(slot)
+                        self.restarts += 1
+                        self._start(slot, payload)
+                    elif w.state == "setup":
+                        self._setup_failed(slot, f"setup did not finish within {self.setup_timeout:.0f} s")
+                elif w is None and slot.failures < SETUP_ATTEMPTS and slot.retry_at <= now:
+                    self.restarts += 1
+                    self._start(slot, payload)
+            if all(s.worker is None and s.failures >= SETUP_ATTEMPTS for s in self.slots):
+                reason = "; ".join(dict.fromkeys(s.reason for s in self.slots))
+                while pending:
+                    results[pending.popleft()] = JobError("setup", f"no rollout worker could be set up: {reason}")
+                    left -= 1
+            for slot in self.slots:
+                if slot.worker is not None:
+                    assign(slot.worker)
         return results
 
-    def _wait_time(self, workers) -> float | None:
-        if self.timeout is None:
-            return None
-        now = time.monotonic()
-        return max(0.01, min(w.started + self.timeout - now for w in workers))
+    def _collect(self, slot: _Slot, payload: bytes, finish, assign) -> None:
+        """Read every message the slot's worker has sent; a dead worker costs its job or its setup."""
+        w = slot.worker
+        try:
+            while w.conn.poll():
+                kind, value = w.conn.recv()
+                if kind == "ready":
+                    w.idle()
+                    slot.failures = 0
+                elif kind == "setup_failed":
+                    self._setup_failed(slot, value)
+                    return
+                elif kind == "started" and self.timeout is not None:
+                    w.deadline = value + self.timeout
+                elif kind == "done":
+                    finish(w, value)
+                elif kind == "exception":
+                    finish(w, JobError("exception", value))
+                assign(w)
+        except (EOFError, OSError):
+            w.process.join(timeout=5)
+            code = w.process.exitcode
+            if w.state == "busy":
+                finish(w, JobError("crash", f"worker exited with code {code}"))
+                self._drop(slot)
+                self.restarts += 1
+                self._start(slot, payload)
+            else:
+                self._setup_failed(slot, f"worker exited with code {code} during setup")
+
+    def _wait_time(self, live: list[_Slot]) -> float | None:
+        """Until the next deadline or retry; None (wait for a message) when nothing is timed."""
+        times = [s.worker.deadline for s in live]
+        times += [s.retry_at for s in self.slots if s.worker is None and s.failures < SETUP_ATTEMPTS]
+        finite = [t for t in times if t != float("inf")]
+        return max(0.0, min(finite) - time.monotonic()) if finite else None
 
     def close(self) -> None:
-        for w in self.workers:
-            try:
-                w.conn.send(("stop", None))
-                w.process.join(timeout=5)
-            except (BrokenPipeError, OSError):
-                pass
+        for slot in self.slots:
+            w = slot.worker
+            if w is None:
+                continue
+            w._send(("stop", None))
+            w.process.join(timeout=5)
             w.kill()
-        self.workers = []
+        self.slots = []

@@ -89,13 +89,14 @@ def _checkpoints(folder: Path, steps: list[int] | None) -> list[tuple[int, Path]
 
 def from_models(args: argparse.Namespace) -> None:
     from mirror.config import load_config
+    from mirror.data.module import build_datamodule
     from mirror.probe.alignment import Pairs, probe, success_failure
     from mirror.probe.features import extract
     from mirror.probe.references import load_array
     from mirror.training.checkpoint import load_branch
     from mirror.training.module import MirrorModule
     from mirror.training.plots import line_chart
-    from mirror.training.run import build_datamodule, run_dir
+    from mirror.training.run import run_dir
 
     cfg = load_config(args.target, args.overrides)
     datamodule = build_datamodule(cfg)

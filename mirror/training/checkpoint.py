@@ -1,18 +1,26 @@
-"""Loading a trained MirrorModule back from a checkpoint, safely (`weights_only`) and with its config."""
+"""Checkpoint files: written atomically, read safely (`weights_only`), checked against the model a config
+builds, and loaded back into a MirrorModule with their config."""
 
 from __future__ import annotations
 
+import os
 import pickle
+import shutil
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from torch import nn
 
 from mirror.config import MirrorConfig, config_from_dict
-from mirror.data.module import MirrorDataModule
-from mirror.errors import MirrorError
+from mirror.data.module import MirrorDataModule, build_datamodule
+from mirror.errors import ConfigError, MirrorError
 from mirror.training.module import MirrorModule
-from mirror.training.run import build_datamodule
+
+UNREADABLE = (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile)
 
 
 def read_checkpoint(path: str | Path) -> dict:
@@ -21,9 +29,55 @@ def read_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise MirrorError(f"checkpoint not found: {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except UNREADABLE as err:
         raise MirrorError(f"{path}: not a readable checkpoint ({str(err).splitlines()[0]})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("state_dict"), dict):
+        raise MirrorError(f"{path}: not a checkpoint written by `mirror train` (no state_dict)")
+    return data
+
+
+def check_fits(model: nn.Module, state: dict[str, torch.Tensor], path: str | Path, what: str = "weights") -> None:
+    """One line naming the first key that the model lacks, does not have, or holds in another shape."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if missing or unexpected:
+        kind, key = ("missing", missing[0]) if missing else ("unexpected", unexpected[0])
+        raise ConfigError(f"{path}: {what} do not fit the config ({kind} key '{key}')")
+    for key, value in state.items():
+        if tuple(value.shape) != tuple(own[key].shape):
+            raise ConfigError(f"{path}: {what} do not fit the config: '{key}' is {list(value.shape)} in the "
+                              f"checkpoint, {list(own[key].shape)} in the model")
+
+
+def atomic_copy(src: Path, dst: Path) -> None:
+    """Copy through a temporary file renamed into place: readers never see half a file under `dst`."""
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+class RunCheckpointIO(TorchCheckpointIO):
+    """Checkpoints go to a temporary file that is renamed into place, so a kill mid-write never leaves a
+    half file under a checkpoint's name; a checkpoint already read (and checked) to resume is not read twice."""
+
+    def __init__(self) -> None:
+        self.preloaded: dict[str, dict[str, Any]] = {}
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "wb") as f:
+            torch.save(checkpoint, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    def load_checkpoint(self, path: str | Path, **kwargs: Any) -> dict[str, Any]:
+        preloaded = self.preloaded.pop(str(path), None)
+        return preloaded if preloaded is not None else super().load_checkpoint(path, **kwargs)
 
 
 def load_module(
@@ -37,24 +91,18 @@ def load_module(
     cfg = config_from_dict(saved, overrides, source=f"{path} (saved config)")
     datamodule = build_datamodule(cfg)
     module = MirrorModule(cfg, datamodule.spec)
-    result = module.load_state_dict(ckpt["state_dict"], strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        bad = (result.missing_keys or result.unexpected_keys)[0]
-        kind = "missing" if result.missing_keys else "unexpected"
-        raise MirrorError(f"{path}: weights do not fit the config ({kind} key '{bad}')")
+    check_fits(module, ckpt["state_dict"], path)
+    module.load_state_dict(ckpt["state_dict"])
     return cfg, datamodule, module
 
 
 def load_branch(module: MirrorModule, kind: str, path: str | Path) -> None:
     """Load one branch (`understanding` or `execution`) from a `mirror train` checkpoint into `module`."""
-    state = read_checkpoint(path).get("state_dict", {})
+    state = read_checkpoint(path)["state_dict"]
     prefix = f"{kind}."
     part = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     branch = getattr(module, kind)
     if not part or branch is None:
         raise MirrorError(f"{path}: holds no '{kind}' weights")
-    result = branch.load_state_dict(part, strict=False)
-    bad = result.missing_keys or result.unexpected_keys
-    if bad:
-        kind_of = "missing" if result.missing_keys else "unexpected"
-        raise MirrorError(f"{path}: '{kind}' weights do not fit the config ({kind_of} key '{bad[0]}')")
+    check_fits(branch, part, path, f"'{kind}' weights")
+    branch.load_state_dict(part)

@@ -17,12 +17,14 @@ from lightning.pytorch.loggers import WandbLogger
 from tqdm import tqdm
 
 from mirror.config import load_config
+from mirror.data.module import build_datamodule
 from mirror.errors import ConfigError, MirrorError
 from mirror.training import tables
 from mirror.training.checkpoint import load_module
 from mirror.training.logging import build_logger
 from mirror.training.module import MirrorModule
-from mirror.training.run import build_datamodule, run_dir
+from mirror.training.rollouts import error_counts
+from mirror.training.run import run_dir
 
 
 @dataclass
@@ -81,6 +83,7 @@ def evaluate(ckpt: str | Path | None, overrides: Sequence[str] = (), config: str
         stats = tables.write(results, runner.tasks, cfg.run.name, out)
         report["success"] = {task: {"mean": m, "std": s} for task, (m, s) in stats.items()}
         report["repeats"] = len(results)
+        report["errors"] = error_counts([e for repeat in results for e in repeat])
         log_to_wandb(cfg, run, out, stats)
     if not report["metrics"] and "success" not in report:
         raise MirrorError(f"data '{cfg.data.name}' has neither a validation split nor rollouts to evaluate")

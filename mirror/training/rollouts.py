@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,7 +30,18 @@ class EpisodeResult:
     success: bool
     reward: float
     length: int
-    error: str | None = None  # crash, timeout, exception, or the simulator's failure kind
+    error: str | None = None  # crash, timeout, exception, setup, or the simulator's failure kind
+    detail: str = ""  # why, for an error
+
+    @classmethod
+    def lost(cls, task: str, index: int, kind: str, detail: str) -> EpisodeResult:
+        """An episode that did not run to its end (its worker crashed, hung or could not start)."""
+        return cls(task, index, False, 0.0, 0, kind, detail)
+
+
+def error_counts(results: list[EpisodeResult]) -> dict[str, int]:
+    """Episodes lost per error kind, e.g. {'crash': 1, 'timeout': 2}."""
+    return dict(sorted(Counter(r.error for r in results if r.error).items()))
 
 
 class RolloutRunner(Protocol):
@@ -90,7 +102,10 @@ def evaluate(trainer: L.Trainer, module: L.LightningModule, runner: RolloutRunne
     mine = episodes[trainer.global_rank :: trainer.world_size]
     results = runner.run(module, mine)
     summed = trainer.strategy.reduce(totals(results, runner.tasks).to(module.device), reduce_op="sum").cpu()
-    return metrics(summed, runner.tasks, prefix), gather_results(results)
+    everyone = gather_results(results)
+    values = metrics(summed, runner.tasks, prefix)
+    values.update({f"{prefix}/errors_by_kind/{kind}": float(n) for kind, n in error_counts(everyone).items()})
+    return values, everyone
 
 
 def report(trainer: L.Trainer, values: dict[str, float], results: list[EpisodeResult], tasks: list[str],
@@ -107,9 +122,9 @@ def report(trainer: L.Trainer, values: dict[str, float], results: list[EpisodeRe
     png = bar_chart(rates, folder / f"{name}.png", f"success rate (%), step {trainer.global_step}", "success %")
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger):
-            rows = [[r.task, r.index, r.success, r.reward, r.length, r.error or ""] for r in results]
-            logger.log_table(f"{prefix}/episodes", ["task", "episode", "success", "reward", "length", "error"],
-                             rows, step=trainer.global_step)
+            rows = [[r.task, r.index, r.success, r.reward, r.length, r.error or "", r.detail] for r in results]
+            logger.log_table(f"{prefix}/episodes", ["task", "episode", "success", "reward", "length", "error",
+                                                    "detail"], rows, step=trainer.global_step)
             logger.log_image(f"{prefix}/success_chart", [str(png)], step=trainer.global_step)
 
 

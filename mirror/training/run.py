@@ -1,44 +1,74 @@
-"""`mirror train`: the run directory, resume, and the joint training run itself."""
+"""`mirror train`: the run directory, resume, interruption, and the joint training run itself.
+
+Nothing in the run directory is written before the checkpoint to resume from has been read and checked
+against the config; SIGTERM or SIGINT stop training at the next step boundary with a checkpoint of that step
+and a non-zero exit, so that the same command continues the run.
+"""
 
 from __future__ import annotations
 
+import signal
+import warnings
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
+import torch
 import yaml
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from mirror import registry
 from mirror.config import MirrorConfig, save_config, to_dict
-from mirror.data.module import MirrorDataModule
-from mirror.errors import ConfigError
+from mirror.data.module import build_datamodule
+from mirror.errors import ConfigError, MirrorError
+from mirror.training.checkpoint import check_fits, read_checkpoint
 from mirror.training.logging import build_logger
 from mirror.training.module import MirrorModule, NonFiniteLossError
-from mirror.training.trainer import build_trainer
+from mirror.training.phases import PhaseTimes
+from mirror.training.trainer import build_trainer, cpu_threads, save_step
+
+
+class TrainingInterrupted(MirrorError):
+    """Training stopped by a signal after saving a checkpoint; exits 128 + the signal's number."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum
 
 
 def run_dir(cfg: MirrorConfig) -> Path:
     return Path(cfg.run.root) / cfg.run.name
 
 
+def checkpoints(directory: Path) -> list[Path]:
+    """A run's checkpoints (periodic, last, SLURM's pre-requeue save), the most recently written first."""
+    found = list((directory / "checkpoints").glob("*.ckpt")) + list(directory.glob("hpc_ckpt_*.ckpt"))
+    return sorted(found, key=lambda p: p.stat().st_mtime_ns, reverse=True)
+
+
 def newest_checkpoint(directory: Path) -> Path | None:
-    """The most recently written checkpoint of a run (periodic, last, or SLURM's pre-requeue save)."""
-    found = [p for p in (directory / "checkpoints").glob("*.ckpt")] + list(directory.glob("hpc_ckpt_*.ckpt"))
-    return max(found, key=lambda p: p.stat().st_mtime_ns) if found else None
+    found = checkpoints(directory)
+    return found[0] if found else None
 
 
-def resume_checkpoint(cfg: MirrorConfig, directory: Path) -> Path | None:
-    """The checkpoint to continue from, per `resume`; refuses to overwrite a run that was not asked to resume."""
+def resume_checkpoint(cfg: MirrorConfig, directory: Path) -> tuple[Path, dict] | None:
+    """The checkpoint to continue from (path and contents), per `resume`; an unreadable newest checkpoint of
+    `resume=auto` is skipped with a warning; refuses to overwrite a run that was not asked to resume."""
     if cfg.resume == "auto":
-        return newest_checkpoint(directory)
+        for path in checkpoints(directory):
+            try:
+                return path, read_checkpoint(path)
+            except MirrorError as err:
+                warnings.warn(f"resume=auto: skipping {err}", stacklevel=2)
+        return None
     if cfg.resume:
         path = Path(cfg.resume)
         if not path.is_file():
             raise ConfigError(f"resume: checkpoint not found: {path}")
-        return path
-    if newest_checkpoint(directory) is not None:
+        return path, read_checkpoint(path)
+    if checkpoints(directory):
         raise ConfigError(
             f"run directory {directory} already holds checkpoints; add resume=auto to continue it "
             "or set run.name=... to start another run"
@@ -68,28 +98,89 @@ def write_config(cfg: MirrorConfig, directory: Path) -> None:
     save_config(cfg, path)
 
 
-def build_datamodule(cfg: MirrorConfig) -> MirrorDataModule:
-    return registry.resolve("data", cfg.data.name)(cfg)
+class RunStart(Callback):
+    """Once the checkpoint (if any) has been restored: write the config and hyperparameters into the run."""
+
+    def __init__(self, cfg: MirrorConfig, directory: Path):
+        self.cfg, self.directory = cfg, directory
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        write_config(self.cfg, self.directory)
+        for logger in trainer.loggers:
+            logger.log_hyperparams(to_dict(self.cfg))
+
+
+class Interruption(Callback):
+    """When Lightning stops on SIGTERM (at a step boundary, on every rank alike), save that step."""
+
+    def __init__(self):
+        self.saved: Path | None = None
+
+    def on_exception(self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, SIGTERMException):
+            self.saved = save_step(trainer)
+
+
+@contextmanager
+def sigint_as_sigterm():
+    """A first Ctrl-C stops like SIGTERM (a checkpoint, then exit); a second one interrupts at once."""
+    received: list[int] = []
+
+    def handler(signum, frame):
+        received.append(signum)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.raise_signal(signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def report_phases(phases: PhaseTimes, directory: Path, trainer: L.Trainer) -> None:
+    table = phases.finish(directory, trainer.global_rank)
+    if trainer.is_global_zero:
+        print(table, flush=True)
 
 
 def train(cfg: MirrorConfig, callbacks: Sequence[Callback] = ()) -> Path:
     """Train U and E jointly as configured; returns the run directory with config, checkpoints and logs."""
+    phases = PhaseTimes()
     directory = run_dir(cfg)
-    ckpt = resume_checkpoint(cfg, directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    write_config(cfg, directory)
+    resume = resume_checkpoint(cfg, directory)
+    threads = cpu_threads(cfg)
+    if threads is not None:
+        torch.set_num_threads(threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     module = MirrorModule(cfg, datamodule.spec)
-    logger = build_logger(cfg, directory)
-    if logger:
-        logger.log_hyperparams(to_dict(cfg))
-    trainer = build_trainer(cfg, directory, logger, [*datamodule.callbacks(), *callbacks])
-    rank_zero_info(f"run directory: {directory}" + (f"; resuming from {ckpt}" if ckpt else ""))
-    try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
-    except NonFiniteLossError as err:
-        periodic = sorted((directory / "checkpoints").glob("step*.ckpt"))
-        kept = periodic[-1] if periodic else "none written yet"
-        raise NonFiniteLossError(f"{err}; last good checkpoint: {kept}") from None
+    if resume is not None:
+        check_fits(module, resume[1]["state_dict"], resume[0])
+    directory.mkdir(parents=True, exist_ok=True)
+    logger = build_logger(cfg, directory, resume[1].get("global_step") if resume else None)
+    start, interruption = RunStart(cfg, directory), Interruption()
+    trainer = build_trainer(cfg, directory, logger,
+                            [start, interruption, phases, *datamodule.callbacks(), *callbacks])
+    ckpt = None
+    if resume is not None:
+        ckpt = resume[0]
+        trainer.strategy.checkpoint_io.preloaded[str(ckpt)] = resume[1]
+    rank_zero_info(f"run directory: {directory}" + (f"; resuming from {ckpt}" if ckpt else "")
+                   + f"; torch threads per process: {torch.get_num_threads()}")
+    with sigint_as_sigterm() as sigint:
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
+            report_phases(phases, directory, trainer)
+        except SIGTERMException:
+            report_phases(phases, directory, trainer)
+            signum = signal.SIGINT if sigint else signal.SIGTERM
+            saved = interruption.saved or "none (stopped before the first step)"
+            raise TrainingInterrupted(
+                f"stopped by {signum.name} at step {trainer.global_step}; checkpoint: {saved}; "
+                "the same command with resume=auto continues", signum) from None
+        except NonFiniteLossError as err:
+            periodic = sorted((directory / "checkpoints").glob("step*.ckpt"))
+            kept = periodic[-1] if periodic else "none written yet"
+            raise NonFiniteLossError(f"{err}; last good checkpoint: {kept}") from None
     return directory

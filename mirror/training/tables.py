@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from mirror.training.plots import bar_chart
-from mirror.training.rollouts import EpisodeResult
+from mirror.training.rollouts import EpisodeResult, error_counts
 
 
 def success_rates(results: list[EpisodeResult], tasks: list[str]) -> dict[str, float]:
@@ -48,7 +48,9 @@ def write(repeats: list[list[EpisodeResult]], tasks: list[str], method: str, fol
         for r, results in enumerate(repeats):
             writer.writerows({"repeat": r, **asdict(e)} for e in results)
     stats = summarize(repeats, tasks)
-    (folder / "table.md").write_text(markdown({method: stats}, tasks) + "\n")
+    errors = error_counts([e for results in repeats for e in results])
+    lost = ", ".join(f"{kind} {n}" for kind, n in errors.items()) or "none"
+    (folder / "table.md").write_text(markdown({method: stats}, tasks) + f"\n\nEpisodes lost to errors: {lost}\n")
     bar_chart({t: stats[t][0] for t in tasks}, folder / "table.png", f"{method}: success (%) over {len(repeats)} "
               "evaluation(s)", "success %", errors={t: stats[t][1] for t in tasks})
     return stats

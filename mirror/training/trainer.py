@@ -3,31 +3,53 @@
 from __future__ import annotations
 
 import json
-import shutil
+import os
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.strategies import DDPStrategy
 
 from mirror.config import MirrorConfig
+from mirror.training.checkpoint import RunCheckpointIO, atomic_copy
+
+
+def cpu_threads(cfg: MirrorConfig) -> int | None:
+    """Torch threads for each training process: `trainer.threads`, or when training on CPUs the cores this
+    process may use, shared among the node's training processes and their data-loader workers (more threads
+    than cores stall every parallel op on the slowest thread). None: leave torch's choice (GPU training)."""
+    t = cfg.trainer
+    if t.threads is not None:
+        return t.threads
+    on_cpu = t.accelerator == "cpu" or (t.accelerator == "auto" and not torch.cuda.is_available())
+    if not on_cpu:
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    processes = t.devices if t.devices > 0 else 1
+    return max(1, cores // processes - cfg.data.num_workers)
+
+
+def save_step(trainer: L.Trainer) -> Path:
+    """Checkpoint the current step (unless done already) and make it `last.ckpt`; every rank must call it."""
+    folder = Path(trainer.checkpoint_callback.dirpath)
+    path = folder / f"step{trainer.global_step:07d}.ckpt"
+    if not path.exists():
+        trainer.save_checkpoint(path, weights_only=False)
+        if trainer.is_global_zero:
+            atomic_copy(path, folder / "last.ckpt")
+    return path
 
 
 class FinalCheckpoint(Callback):
     """Also checkpoint the last step when it is not a multiple of `trainer.ckpt_every` (and point last.ckpt at it)."""
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        folder = Path(trainer.checkpoint_callback.dirpath)
-        path = folder / f"step{trainer.global_step:07d}.ckpt"
-        if path.exists():
-            return
-        trainer.save_checkpoint(path)
-        if trainer.is_global_zero:
-            shutil.copyfile(path, folder / "last.ckpt")
+        save_step(trainer)
 
 
 class ValidationRecord(Callback):
@@ -76,7 +98,9 @@ def build_trainer(
         save_last=True,
     )
     validate = t.val_every > 0
-    plugins = [SLURMEnvironment(auto_requeue=t.slurm_requeue)] if SLURMEnvironment.detect() else None
+    plugins = [RunCheckpointIO()]
+    if SLURMEnvironment.detect():
+        plugins.append(SLURMEnvironment(auto_requeue=t.slurm_requeue))
     return L.Trainer(
         accelerator=t.accelerator,
         devices=t.devices,
@@ -94,6 +118,7 @@ def build_trainer(
         log_every_n_steps=t.log_every,
         enable_progress_bar=t.progress_bar,
         enable_model_summary=True,
+        enable_autolog_hparams=False,  # the run logs its merged config itself, once a resume has succeeded
         logger=logger,
         callbacks=[
             checkpoints, FinalCheckpoint(), ValidationRecord(),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,6 +19,7 @@ from torch.utils.data import Dataset
 from mirror.config import DataConfig, MirrorConfig, Positives
 from mirror.data.babyai.demos import DemoSet, ensure_demos
 from mirror.data.module import MirrorDataModule
+from mirror.data.paths import writable_folder
 from mirror.data.sampling import Draw
 from mirror.data.video import segment_frames
 from mirror.errors import ConfigError
@@ -154,9 +154,9 @@ class BabyAIData(MirrorDataModule):
         if self._splits is None:
             d = self.cfg.data
             sets: dict[str, list[DemoSet]] = {"train": [], "val": []}
-            Path(d.root).mkdir(parents=True, exist_ok=True)
+            root = writable_folder(d.root, "data.root")
             for level in d.levels:
-                with FileLock(str(Path(d.root) / f".{level}.lock")):
+                with FileLock(str(root / f".{level}.lock")):
                     try:
                         paths = ensure_demos(d.root, level, {"train": d.episodes, "val": d.val_episodes},
                                              d.demo_seed, d.tile, d.demo_workers)

@@ -19,15 +19,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from mirror.data.paths import writable_folder
+from mirror.data.seeds import episode_seed
 from mirror.envs.babyai import Episode, expert_episode, make
 
 FORMAT_VERSION = 2
-SPLIT_SEEDS = {"train": 0, "val": 5_000_000, "rollout": 8_000_000}  # disjoint seed ranges per use
-
-
-def episode_seed(seed: int, split: str, index: int) -> int:
-    """Seed of episode `index` of a split: held-out and rollout layouts never reuse training seeds."""
-    return seed * 10_000_000 + SPLIT_SEEDS[split] + index
 
 
 @dataclass
@@ -139,6 +135,7 @@ def main(argv: Sequence[str]) -> None:
     p.add_argument("--tile", type=int, default=8, help="pixels per grid cell of the point-of-view frames")
     p.add_argument("--root", default="data/babyai")
     args = p.parse_args(argv)
+    writable_folder(args.root, "--root")
     for level in args.levels:
         paths = ensure_demos(
             args.root, level, {"train": args.episodes, "val": args.val_episodes}, args.seed, args.tile, args.workers

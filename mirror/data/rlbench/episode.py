@@ -6,15 +6,15 @@ raises `BadEpisodeError` naming the episode folder and the file.
 
 from __future__ import annotations
 
-import pickle
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from mirror.data.keyframes.points import depth_to_world
+from mirror.data.keyframes.records import EpisodeInfo, Sample
 from mirror.data.rlbench import pickles
-from mirror.data.rlbench.camera import decode_depth, depth_to_world
+from mirror.data.rlbench.camera import decode_depth
 from mirror.data.rlbench.format import CAMERAS, DESCRIPTIONS, LOW_DIM, VARIATION, frame_path
 from mirror.data.rlbench.keyframes import keyframes
 from mirror.errors import MirrorError
@@ -22,32 +22,6 @@ from mirror.errors import MirrorError
 
 class BadEpisodeError(MirrorError):
     """An episode folder that cannot be read; the message names the folder and the file."""
-
-
-@dataclass
-class Sample:
-    """A keyframe training sample: the observation at `obs_frame` -> the gripper at keyframe `target_frame`."""
-
-    obs_frame: int
-    target_frame: int
-    step: int  # index of the keyframe in the episode
-    pose: list[float]  # target xyz + quaternion xyzw
-    gripper_open: float
-    ignore_collisions: float  # from the frame before the keyframe
-    proprio: list[float]  # at obs_frame: gripper open, two finger joint positions
-
-
-@dataclass
-class EpisodeInfo:
-    """What training needs to know of an episode without its images."""
-
-    task: str
-    index: int
-    variation: int
-    descriptions: list[str]  # index 0 is the canonical one
-    length: int
-    keyframes: list[int]
-    samples: list[Sample] = field(default_factory=list)
 
 
 def _bad(folder: Path, name: str, problem: str) -> BadEpisodeError:
@@ -62,8 +36,8 @@ def read_pickle(folder: Path, name: str):
         return pickles.load(path)
     except pickles.UnsafePickleError as err:
         raise _bad(folder, name, str(err)) from None
-    except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError) as err:
-        raise _bad(folder, name, f"unreadable pickle ({err})") from None
+    except Exception as err:  # an untrusted file: whatever fails while reading it makes it a bad one
+        raise _bad(folder, name, f"unreadable pickle ({type(err).__name__}: {err})") from None
 
 
 def read_png(folder: Path, camera: str, kind: str, frame: int) -> np.ndarray:
@@ -89,6 +63,13 @@ def check_frames(folder: Path, length: int, cameras: tuple[str, ...] = CAMERAS) 
                 raise _bad(folder, sub.name, f"{count} frames, but {LOW_DIM} has {length} observations")
 
 
+def _floats(values, count: int, what: str) -> list[float]:
+    out = [float(x) for x in values]
+    if len(out) != count:
+        raise ValueError(f"{what} has {len(out)} values, not {count}")
+    return out
+
+
 def samples(demo: pickles.Demo, keys: list[int]) -> list[Sample]:
     """One sample per keyframe k: observation at the previous keyframe (frame 0 for the first)."""
     out = []
@@ -97,9 +78,9 @@ def samples(demo: pickles.Demo, keys: list[int]) -> list[Sample]:
         target = demo[k]
         out.append(Sample(
             obs_frame=keys[j - 1] if j else 0, target_frame=k, step=j,
-            pose=[float(x) for x in target.gripper_pose], gripper_open=float(target.gripper_open),
+            pose=_floats(target.gripper_pose, 7, f"gripper_pose of frame {k}"), gripper_open=float(target.gripper_open),
             ignore_collisions=float(demo[max(0, k - 1)].ignore_collisions),
-            proprio=[float(obs.gripper_open), *(float(x) for x in obs.gripper_joint_positions)],
+            proprio=[float(obs.gripper_open), *_floats(obs.gripper_joint_positions, 2, "gripper_joint_positions")],
         ))
     return out
 
@@ -121,18 +102,27 @@ class RawEpisode:
         if not isinstance(variation, int | np.integer):
             raise _bad(folder, VARIATION, "expected an integer")
         check_frames(folder, len(self.demo), cameras)
-        keys = keyframes(self.demo)
-        self.info = EpisodeInfo(task, index, int(variation), descriptions, len(self.demo), keys,
-                                samples(self.demo, keys))
+        try:
+            keys = keyframes(self.demo)
+            self.info = EpisodeInfo(task, index, int(variation), descriptions, len(self.demo), keys,
+                                    samples(self.demo, keys))
+        except (AttributeError, TypeError, ValueError, IndexError, KeyError) as err:
+            raise _bad(folder, LOW_DIM, f"cannot read the demo ({type(err).__name__}: {err})") from None
 
     def camera_params(self, frame: int, camera: str) -> tuple[np.ndarray, np.ndarray, float, float]:
-        misc = self.demo[frame].misc
         try:
-            return (np.asarray(misc[f"{camera}_camera_extrinsics"], dtype=np.float64),
-                    np.asarray(misc[f"{camera}_camera_intrinsics"], dtype=np.float64),
-                    float(misc[f"{camera}_camera_near"]), float(misc[f"{camera}_camera_far"]))
+            misc = self.demo[frame].misc
+            extrinsics = np.asarray(misc[f"{camera}_camera_extrinsics"], dtype=np.float64)
+            intrinsics = np.asarray(misc[f"{camera}_camera_intrinsics"], dtype=np.float64)
+            near, far = float(misc[f"{camera}_camera_near"]), float(misc[f"{camera}_camera_far"])
         except KeyError as err:
             raise _bad(self.folder, LOW_DIM, f"frame {frame} lacks camera parameter {err}") from None
+        except (AttributeError, TypeError, ValueError) as err:
+            raise _bad(self.folder, LOW_DIM, f"frame {frame}: bad {camera} camera parameters ({err})") from None
+        if extrinsics.shape != (4, 4) or intrinsics.shape != (3, 3):
+            raise _bad(self.folder, LOW_DIM, f"frame {frame}: {camera} camera matrices are {extrinsics.shape} and "
+                       f"{intrinsics.shape}, not (4, 4) and (3, 3)")
+        return extrinsics, intrinsics, near, far
 
     def observation(self, frame: int) -> dict[str, np.ndarray]:
         """RGB (C, H, W, 3) uint8, depth (C, H, W) metres and camera matrices of one frame, all cameras."""
@@ -154,9 +144,3 @@ class RawEpisode:
     def front_frames(self, frames: list[int]) -> np.ndarray:
         """Front-camera RGB frames (N, H, W, 3) for video clips."""
         return np.stack([read_png(self.folder, "front", "rgb", f) for f in frames])
-
-
-def world_points(obs: dict[str, np.ndarray]) -> np.ndarray:
-    """(C, H, W, 3) world points of an observation from `RawEpisode.observation` or the cache."""
-    return np.stack([depth_to_world(d.astype(np.float32), e, k)
-                     for d, e, k in zip(obs["depth"], obs["extrinsics"], obs["intrinsics"], strict=True)])

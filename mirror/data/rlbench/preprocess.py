@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 
+from mirror.data.keyframes.cache import cache_folder
+from mirror.data.paths import writable_folder
 from mirror.data.rlbench.datamodule import episode_indices
 from mirror.data.rlbench.format import TASKS
-from mirror.data.rlbench.store import build_cache, cache_folder
+from mirror.data.rlbench.store import build_cache
+from mirror.errors import ConfigError
 
 
 def main(argv: Sequence[str]) -> None:
@@ -25,9 +29,14 @@ def main(argv: Sequence[str]) -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable episodes (counted) instead of failing")
     args = p.parse_args(argv)
+    if not Path(args.src).is_dir():
+        raise ConfigError(f"--src: folder not found: {args.src}")
     keys = [(t, i) for t in args.tasks for i in episode_indices(args.src, t)[: args.episodes]]
-    folder = cache_folder(args.dst, args.src)
+    if not keys:
+        raise ConfigError(f"--src: no episodes of {', '.join(args.tasks)} under {args.src} "
+                          "(expected <src>/<task>/all_variations/episodes/episode<N>/)")
+    folder = writable_folder(cache_folder(args.dst, args.src), "--dst")
     skipped = build_cache(args.src, folder, keys, args.pool, args.workers, args.skip_bad)
     print(f"cache {folder}: {len(keys) - len(skipped)} episodes ready, {len(skipped)} skipped")
-    for err in skipped:
+    for err in skipped.values():
         print(f"  skipped: {err}")

@@ -1,27 +1,24 @@
-"""Where training samples come from: raw episode folders, or the preprocessed cache (what training reads).
+"""RLBench episodes as training samples: read from the raw episode folders, or preprocessed into the shared
+keyframe cache (`mirror.data.keyframes.cache`, what training reads).
 
-Both give the same things: the episodes' `EpisodeInfo`, the observation of a sample (RGB, depth, cameras)
-and front-camera video clips sampled as ViCLIP does (one frame per equal segment).
+`RawStore` gives what `CacheStore` gives: the episodes' `EpisodeInfo`, the observation of a sample (RGB,
+depth, cameras) and front-camera video clips sampled as ViCLIP does (one frame per equal segment).
 """
 
 from __future__ import annotations
 
 import json
 import multiprocessing as mp
-import os
 import warnings
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from mirror.data.rlbench.episode import BadEpisodeError, EpisodeInfo, RawEpisode, Sample
+from mirror.data.keyframes.cache import CACHE_VERSION, EpisodeKey, episode_dir, save_episode
+from mirror.data.rlbench.episode import BadEpisodeError, RawEpisode
 from mirror.data.rlbench.format import CAMERAS, LOW_DIM, episode_folder
 from mirror.data.video import segment_frames
-
-CACHE_VERSION = 1
-EpisodeKey = tuple[str, int]  # (task, episode index)
 
 
 class RawStore:
@@ -48,31 +45,23 @@ class RawStore:
         return self.raw[e].front_frames(segment_frames(self.episodes[e].length, count, rng))
 
 
-def fingerprint(folder: Path) -> list[int]:
-    """Changes when the source episode changes: size and mtime of its demo, number of front frames."""
+def fingerprint(folder: Path, cameras: tuple[str, ...] = CAMERAS) -> list[int]:
+    """Changes when the source episode changes: size and mtime of its demo; count and folder mtime of every
+    camera's frames (a frame added, removed or replaced)."""
     stat = (folder / LOW_DIM).stat()
-    return [stat.st_size, stat.st_mtime_ns, sum(1 for _ in (folder / "front_rgb").glob("*.png"))]
-
-
-def _episode_dir(cache: Path, key: EpisodeKey) -> Path:
-    return cache / key[0] / f"episode{key[1]}"
+    out = [stat.st_size, stat.st_mtime_ns]
+    for sub in (folder / f"{c}_{kind}" for c in cameras for kind in ("rgb", "depth")):
+        out += [sum(1 for _ in sub.glob("*.png")), sub.stat().st_mtime_ns] if sub.is_dir() else [-1, -1]
+    return out
 
 
 def write_episode(root: str | Path, cache: Path, key: EpisodeKey, pool: int, cameras: tuple[str, ...]) -> None:
     """Preprocess one episode: keyframe observations (RGB, float16 depth, cameras) and a pool of clip frames."""
     raw = RawEpisode(episode_folder(root, *key), *key, cameras)
-    out = _episode_dir(cache, key)
-    out.mkdir(parents=True, exist_ok=True)
     obs = [raw.observation(s.obs_frame) for s in raw.info.samples]
-    np.save(out / "rgb.npy", np.stack([o["rgb"] for o in obs]))
-    np.save(out / "depth.npy", np.stack([o["depth"] for o in obs]).astype(np.float16))
-    np.save(out / "extrinsics.npy", np.stack([o["extrinsics"] for o in obs]))
-    np.save(out / "intrinsics.npy", np.stack([o["intrinsics"] for o in obs]))
     frames = np.unique(np.linspace(0, raw.info.length - 1, pool).round().astype(int)).tolist()
-    np.save(out / "clip.npy", raw.front_frames(frames))
-    meta = {"version": CACHE_VERSION, "info": asdict(raw.info), "clip_frames": frames,
-            "fingerprint": fingerprint(raw.folder)}
-    (out / "meta.json").write_text(json.dumps(meta))
+    save_episode(episode_dir(cache, key), raw.info, obs, raw.front_frames(frames), frames,
+                 fingerprint(raw.folder, cameras))
 
 
 def _write(args: tuple) -> str | None:
@@ -84,18 +73,19 @@ def _write(args: tuple) -> str | None:
 
 
 def build_cache(root: str | Path, cache: str | Path, keys: list[EpisodeKey], pool: int = 32,
-                workers: int = 1, skip_bad: bool = False, cameras: tuple[str, ...] = CAMERAS) -> list[str]:
+                workers: int = 1, skip_bad: bool = False, cameras: tuple[str, ...] = CAMERAS) -> dict[EpisodeKey, str]:
     """Bring the cache up to date for `keys`: (re)write episodes whose source or format changed.
 
-    Returns the errors of skipped episodes (with `skip_bad`; otherwise the first error is raised).
+    A stale episode leaves the cache before it is rewritten, so one whose source has gone bad is never read.
+    Returns the errors of skipped episodes by key (with `skip_bad`; otherwise the first error is raised).
     """
     cache = Path(cache)
     stale = []
     for key in keys:
-        meta = _episode_dir(cache, key) / "meta.json"
+        meta = episode_dir(cache, key) / "meta.json"
         source = episode_folder(root, *key)
-        fresh = meta.is_file() and (source / LOW_DIM).is_file() and _current(meta, source, pool)
-        if not fresh:
+        if not (meta.is_file() and (source / LOW_DIM).is_file() and _current(meta, source, pool, cameras)):
+            meta.unlink(missing_ok=True)
             stale.append(key)
     jobs = [(root, cache, key, pool, cameras) for key in stale]
     if workers > 1 and len(jobs) > 1:
@@ -103,53 +93,15 @@ def build_cache(root: str | Path, cache: str | Path, keys: list[EpisodeKey], poo
             errors = list(tqdm(p.imap(_write, jobs), total=len(jobs), desc="rlbench cache", unit="ep"))
     else:
         errors = [_write(job) for job in tqdm(jobs, desc="rlbench cache", unit="ep", disable=not jobs)]
-    bad = [e for e in errors if e]
+    bad = {key: err for key, err in zip(stale, errors, strict=True) if err}
     if bad and not skip_bad:
-        raise BadEpisodeError(bad[0])
-    for err in bad:
+        raise BadEpisodeError(next(iter(bad.values())))
+    for err in bad.values():
         warnings.warn(f"skipped: {err}", stacklevel=2)
     return bad
 
 
-def _current(meta: Path, source: Path, pool: int) -> bool:
+def _current(meta: Path, source: Path, pool: int, cameras: tuple[str, ...]) -> bool:
     data = json.loads(meta.read_text())
-    return (data.get("version") == CACHE_VERSION and data["fingerprint"] == fingerprint(source)
+    return (data.get("version") == CACHE_VERSION and data["fingerprint"] == fingerprint(source, cameras)
             and len(data["clip_frames"]) == min(pool, data["info"]["length"]))
-
-
-class CacheStore:
-    """Reads the preprocessed cache with memory maps: one sample costs a few hundred kilobytes of reads."""
-
-    def __init__(self, cache: str | Path, keys: list[EpisodeKey]):
-        self.dirs, self.episodes, self.clip_frames = [], [], []
-        self.skipped: list[str] = []
-        for key in keys:
-            folder = _episode_dir(Path(cache), key)
-            if not (folder / "meta.json").is_file():
-                self.skipped.append(f"{folder}: not in the cache")
-                continue
-            meta = json.loads((folder / "meta.json").read_text())
-            info = meta["info"]
-            info["samples"] = [Sample(**s) for s in info["samples"]]
-            self.dirs.append(folder)
-            self.episodes.append(EpisodeInfo(**info))
-            self.clip_frames.append(meta["clip_frames"])
-        self._maps: dict[tuple[int, str], np.ndarray] = {}
-
-    def _array(self, e: int, name: str) -> np.ndarray:
-        key = (e, name)
-        if key not in self._maps:  # opened lazily, per process (data-loader workers fork after init)
-            self._maps[key] = np.load(self.dirs[e] / f"{name}.npy", mmap_mode="r")
-        return self._maps[key]
-
-    def observation(self, e: int, k: int) -> dict[str, np.ndarray]:
-        return {name: np.array(self._array(e, name)[k]) for name in ("rgb", "depth", "extrinsics", "intrinsics")}
-
-    def clip(self, e: int, count: int, rng: np.random.Generator | None) -> np.ndarray:
-        pool = self._array(e, "clip")
-        return np.array(pool[segment_frames(len(pool), count, rng)])
-
-
-def cache_folder(cache: str | Path, root: str | Path) -> Path:
-    """A cache per source root, so several data roots can share one cache directory."""
-    return Path(cache) / (Path(os.path.abspath(root)).name or "root")

@@ -1,0 +1,26 @@
+"""Back-projection of depth to world points, one convention for every benchmark (PyRep's camera frame)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def depth_to_world(depth: np.ndarray, extrinsics: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
+    """(H, W) depth in metres -> (H, W, 3) world points.
+
+    Pixel (u = column, v = row) at depth d is the camera-frame point K^-1 (u d, v d, d); the extrinsics are
+    camera-to-world (rotation R, camera position C), so world = R p + C. RLBench's intrinsics carry negative
+    focal lengths, which K^-1 absorbs; this equals PyRep's `pointcloud_from_depth_and_camera_params`.
+    """
+    h, w = depth.shape
+    v, u = np.mgrid[0:h, 0:w].astype(np.float64)
+    pixels = np.stack([u * depth, v * depth, depth.astype(np.float64)], axis=-1)
+    camera = pixels @ np.linalg.inv(intrinsics).T
+    world = camera @ extrinsics[:3, :3].T + extrinsics[:3, 3]
+    return world.astype(np.float32)
+
+
+def world_points(obs: dict[str, np.ndarray]) -> np.ndarray:
+    """(C, H, W, 3) world points of an observation (depth, extrinsics, intrinsics per camera)."""
+    return np.stack([depth_to_world(d.astype(np.float32), e, k)
+                     for d, e, k in zip(obs["depth"], obs["extrinsics"], obs["intrinsics"], strict=True)])

@@ -1,0 +1,1 @@
+"""Meta-World demonstrations: the scripted experts' episodes as keyframe samples in the shared cache."""

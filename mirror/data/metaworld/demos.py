@@ -1,0 +1,200 @@
+"""`mirror demos metaworld`: scripted-expert demonstrations of Meta-World tasks, written straight into the
+keyframe cache that training reads (`mirror.data.keyframes.cache`, the RLBench path's format).
+
+Episode i of a task and split starts from the seed `episode_seed(seed, split, i + a * STRIDE)` for the first
+attempt a = 0, 1, ... whose expert succeeds (the scripted experts fail on a few per cent of the scenes;
+such seeds are skipped and counted), so training, validation and rollout scenes never share a seed, and an
+episode does not depend on the number of workers. Per keyframe sample (see `keyframes.py`; the observation
+at the previous keyframe, the hand pose and gripper at the keyframe) the cameras' RGB, depth and matrices,
+and `pool` front-camera frames per episode for clips. An episode is rewritten when its request changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import yaml
+from tqdm import tqdm
+
+from mirror.data.keyframes.cache import CACHE_VERSION, episode_dir, save_episode
+from mirror.data.keyframes.records import EpisodeInfo, Sample
+from mirror.data.metaworld.keyframes import keyframes
+from mirror.data.paths import writable_folder
+from mirror.data.seeds import episode_seed
+from mirror.errors import ConfigError, MirrorError
+
+STRIDE = 100_000  # attempts of one episode are this far apart in the split's seed range
+MAX_ATTEMPTS = 20
+SPLITS = ("train", "val")
+INSTRUCTIONS = Path(__file__).with_name("instructions.yaml")
+
+
+def instructions() -> dict[str, list[str]]:
+    """Task -> its instruction (index 0) and paraphrases, from `instructions.yaml`."""
+    return yaml.safe_load(INSTRUCTIONS.read_text())
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a demonstration episode is made from; a cached episode made from another request is rewritten."""
+
+    seed: int = 0
+    cameras: tuple[str, ...] = ()
+    size: int = 128
+    pool: int = 32
+
+    def fingerprint(self) -> dict:
+        return {**asdict(self), "cameras": list(self.cameras), "metaworld": version("metaworld"),
+                "mujoco": version("mujoco")}
+
+
+def demo_samples(pose: np.ndarray, fingers: np.ndarray, keys: list[int], closed: list[bool]) -> list[Sample]:
+    """One sample per keyframe: observation at the previous keyframe (frame 0, gripper open, for the first)."""
+    out = []
+    for j, k in enumerate(keys):
+        before = keys[j - 1] if j else 0
+        was_open = 0.0 if j and closed[j - 1] else 1.0
+        out.append(Sample(
+            obs_frame=before, target_frame=k, step=j, pose=[float(v) for v in pose[k]],
+            gripper_open=0.0 if closed[j] else 1.0, ignore_collisions=0.0,
+            proprio=[was_open, *(float(v) for v in fingers[before])],
+        ))
+    return out
+
+
+_scenes: dict = {}
+
+
+def _scene(task: str, request: Request):
+    from mirror.envs.metaworld import Scene
+
+    if task not in _scenes:
+        _scenes[task] = Scene(task, request.cameras, request.size)
+    return _scenes[task]
+
+
+@dataclass
+class Demo:
+    """One demonstration before rendering: the expert's trajectory, its record, and the seed it came from."""
+
+    seed: int
+    failed: int  # expert attempts skipped before this one
+    trajectory: object  # mirror.envs.metaworld.Trajectory
+    info: EpisodeInfo
+
+
+def record(scene, split: str, index: int, base_seed: int) -> Demo:
+    """Episode `index` of a split: the first seed of its attempts on which the scripted expert succeeds, its
+    keyframes and samples."""
+    from mirror.envs.metaworld import expert
+
+    for attempt in range(MAX_ATTEMPTS):
+        seed = episode_seed(base_seed, split, index + attempt * STRIDE)
+        trajectory = expert(scene, seed)
+        if trajectory.success:
+            break
+    else:
+        raise MirrorError(f"{scene.task}: the scripted expert failed {MAX_ATTEMPTS} scenes in a row (episode {index})")
+    keys, closed = keyframes(trajectory.hand, trajectory.grip)
+    samples = demo_samples(trajectory.pose, trajectory.fingers, keys, closed)
+    info = EpisodeInfo(scene.task, index, 0, instructions()[scene.task], len(trajectory.physics), keys, samples)
+    return Demo(seed, attempt, trajectory, info)
+
+
+def write_demo(job: tuple[Path, str, str, int, Request]) -> tuple[str, int]:
+    """Record one episode into the cache; returns (task, failed expert attempts). Runs in worker processes."""
+    from mirror.envs.metaworld import FRONT
+
+    root, split, task, index, request = job
+    scene = _scene(task, request)
+    demo = record(scene, split, index, request.seed)
+    physics = demo.trajectory.physics
+    observations = []
+    for sample in demo.info.samples:
+        scene.restore(physics[sample.obs_frame])
+        observations.append(scene.cameras.observe(scene.data))
+    frames = np.unique(np.linspace(0, demo.info.length - 1, request.pool).round().astype(int)).tolist()
+    clip = []
+    for frame in frames:
+        scene.restore(physics[frame])
+        clip.append(scene.cameras.rgb(scene.data, FRONT))
+    fingerprint = {"request": request.fingerprint(), "seed": demo.seed}
+    save_episode(episode_dir(root / split, (task, index)), demo.info, observations, np.stack(clip), frames,
+                 fingerprint)
+    return task, demo.failed
+
+
+def episode_seed_of(folder: Path) -> int:
+    """The seed a cached demonstration episode was recorded from."""
+    return json.loads((folder / "meta.json").read_text())["fingerprint"]["seed"]
+
+
+def is_current(folder: Path, request: Request) -> bool:
+    meta = folder / "meta.json"
+    if not meta.is_file():
+        return False
+    data = json.loads(meta.read_text())
+    return data.get("version") == CACHE_VERSION and data["fingerprint"]["request"] == request.fingerprint()
+
+
+def _close_scenes() -> None:
+    for scene in _scenes.values():
+        scene.close()
+    _scenes.clear()
+
+
+def generate(root: str | Path, tasks: Sequence[str], counts: dict[str, int], request: Request,
+             workers: int = 1) -> dict[str, int]:
+    """Bring `root/<split>/<task>/episode<i>` up to date for `counts[split]` episodes per task; returns the
+    number of failed expert attempts per task."""
+    from mirror.envs.metaworld import check_tasks
+
+    check_tasks(list(tasks))
+    root = Path(root)
+    known = instructions()
+    missing = [t for t in tasks if t not in known]
+    if missing:
+        raise ConfigError(f"{INSTRUCTIONS}: no instruction for {missing}")
+    jobs = [(root, split, task, i, request) for split in SPLITS for task in tasks for i in range(counts[split])
+            if not is_current(episode_dir(root / split, (task, i)), request)]
+    failed = dict.fromkeys(tasks, 0)
+    writable_folder(root, "--out")
+    bar = dict(total=len(jobs), desc="metaworld demos", unit="ep", disable=not jobs)
+    if workers > 1 and len(jobs) > 1:
+        with mp.get_context("spawn").Pool(workers) as pool:
+            results = list(tqdm(pool.imap_unordered(write_demo, jobs), **bar))
+    else:
+        try:
+            results = [write_demo(job) for job in tqdm(jobs, **bar)]
+        finally:
+            _close_scenes()
+    for task, attempts in results:
+        failed[task] += attempts
+    return failed
+
+
+def main(argv: Sequence[str]) -> None:
+    from mirror.envs.metaworld import CAMERAS, IMAGE_SIZE, MT10
+
+    p = argparse.ArgumentParser(prog="mirror demos metaworld", description=__doc__.splitlines()[0])
+    p.add_argument("--tasks", nargs="+", default=list(MT10), help="Meta-World v3 task names (default: MT10)")
+    p.add_argument("--episodes", type=int, default=20, help="training episodes per task")
+    p.add_argument("--val-episodes", type=int, default=5, help="validation episodes per task")
+    p.add_argument("--out", default="data/metaworld", help="cache root: <out>/{train,val}/<task>/episode<i>/")
+    p.add_argument("--seed", type=int, default=0, help="base of the episode seeds")
+    p.add_argument("--size", type=int, default=IMAGE_SIZE, help="camera image size (square)")
+    p.add_argument("--pool", type=int, default=32, help="front-camera frames kept per episode for clips")
+    p.add_argument("--workers", type=int, default=2)
+    args = p.parse_args(argv)
+    request = Request(args.seed, CAMERAS, args.size, args.pool)
+    failed = generate(args.out, args.tasks, {"train": args.episodes, "val": args.val_episodes}, request,
+                      args.workers)
+    print(f"demos {args.out}: {len(args.tasks)} tasks x ({args.episodes} + {args.val_episodes}) episodes ready; "
+          f"expert failures skipped: {sum(failed.values())}")
