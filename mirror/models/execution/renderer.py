@@ -74,7 +74,8 @@ def render(cube: Tensor, colours: Tensor, valid: Tensor, size: int = 224) -> Ten
     table = cube.new_zeros(6, b * n + 1)  # features by channel; the last column is what empty pixels show
     torch.div(cube, scale[:, None, None], out=table[:3, :-1].T.view(b, n, 3))
     table[3:, :-1] = colours.reshape(b * n, 3).T
-    point = torch.where(empty, b * n, (keys & LOW) + torch.arange(b, device=cube.device).view(b, 1, 1, 1) * n)
+    # empty keys carry all index bits, so they land past the points: on the empty column
+    point = (keys & LOW).add_(torch.arange(b, device=cube.device).view(b, 1, 1, 1) * n).clamp_(max=b * n)
     point = point.view(b, views, 1, size * size).expand(-1, -1, 6, -1)
     out = cube.new_empty(b, views, CHANNELS, size, size)
     out.view(b, views, CHANNELS, size * size)[:, :, :6] = table.expand(b, views, -1, -1).gather(3, point)
