@@ -41,8 +41,9 @@ def batch() -> dict:
     }
 
 
-def render_ms(inputs: dict, zoom: float, repeats: int = 7) -> float:
-    """Median ms per sample of one render (zoom 1: stage 1; otherwise stage 2 about the target)."""
+def render_ms(inputs: dict, zoom: float, repeats: int = 9) -> float:
+    """Best ms per sample of one render over `repeats` (zoom 1: stage 1; otherwise stage 2 about the target); the
+    best, not the median, so that other work on a shared machine shows as little as possible."""
     points, colours = ARP.scene(inputs)
     bounds = load_config(ROOT / "configs/rlbench/arp.yaml").execution.scene_bounds
     cube, valid = geo.to_cube(points, bounds), geo.in_bounds(points, bounds)
@@ -53,7 +54,7 @@ def render_ms(inputs: dict, zoom: float, repeats: int = 7) -> float:
         start = time.perf_counter()
         render(cube, colours, valid)
         times.append(time.perf_counter() - start)
-    return 1000 * sorted(times)[repeats // 2] / BATCH
+    return 1000 * min(times) / BATCH
 
 
 def step_seconds(overrides: list[str], inputs: dict, repeats: int) -> tuple[float, float]:
