@@ -1,11 +1,11 @@
 """One joint training step of the paper's full-size configuration on CPU, batch 2, broken into its parts.
 
-configs/rlbench/mirror.yaml as is (ViCLIP-B/16 on 8 x 224 frames, the full ARP, LAMB), on a batch from
+configs/rlbench/mirror.yaml as is (ViCLIP-B/16 on 8 x 224 frames with AdamW, the full ARP with LAMB), on a batch from
 synthetic episodes in the real on-disk format. Each part is timed on its own with forward and backward on the
 same inputs: rendering (two point-cloud renders, stage 1 and zoomed stage 2), MVT (both stages), ViCLIP,
 the policy head (heatmaps of both stages, prompts, the causal sequence), the alignment, the optimiser
 step. Shares are of the whole joint step measured in the same run. ARP's whole forward and backward is timed
-too: `arp_rest` is its part outside rendering, MVT and the head (augmentation, normalisation, the loss terms);
+too: `arp_rest` is its part outside rendering, MVT and the head (augmentation, the loss terms);
 `other` is what nothing covers (zeroing gradients, both models' activations held at once).
 """
 
@@ -27,7 +27,8 @@ from mirror.config import load_config  # noqa: E402
 from mirror.data.rlbench.datamodule import RLBenchData  # noqa: E402
 from mirror.data.rlbench.synthetic import write_episode  # noqa: E402
 from mirror.models.execution import geometry as geo  # noqa: E402
-from mirror.models.execution.renderer import render, to_cube  # noqa: E402
+from mirror.models.execution.policy import PROMPTS, TYPES  # noqa: E402
+from mirror.models.execution.renderer import render  # noqa: E402
 from mirror.training.module import MirrorModule  # noqa: E402
 from mirror.training.optim import build_optimizer, build_param_groups  # noqa: E402
 
@@ -75,21 +76,24 @@ def main() -> None:
     total = seconds(joint)
     inputs = batch["execution"]
     points, colours = e.scene(inputs)
-    cube, center = to_cube(points), to_cube(inputs["pose"][:, :3])
-    size, zoom = e.cfg.image_size, e.cfg.zoom
-    rendering = seconds(lambda: (render(cube, colours, size), render(cube, colours, size, center, zoom)))
-    views = [e.normalise(render(cube, colours, size)), e.normalise(render(cube, colours, size, center, zoom))]
+    bounds, size, zoom = e.cfg.scene_bounds, e.cfg.image_size, e.cfg.zoom
+    cube, center = geo.to_cube(points, bounds), geo.to_cube(inputs["pose"][:, :3], bounds)
+    valid = geo.in_bounds(points, bounds)
+    zoomed = (cube - center[:, None]) * zoom
+    rendering = seconds(lambda: (render(cube, colours, valid, size), render(zoomed, colours, valid, size)))
+    views = [render(cube, colours, valid, size), render(zoomed, colours, valid, size)]
     language = e.language[inputs["instruction"]]
     proprio = inputs["proprio"].float()
     mvt = seconds(lambda: [backward(e.mvt[k](views[k], proprio, language)) for k in (0, 1)])
     maps = [e.mvt[k](views[k], proprio, language).detach().requires_grad_() for k in (0, 1)]
     pixels = geo.point_pixels(torch.zeros(BATCH, 3), size)
-    bins, grip = geo.quat_to_bins(inputs["pose"][:, 3:]), inputs["gripper_open"].round().long()
+    values = [*geo.quat_to_bins(inputs["pose"][:, 3:]).unbind(1), inputs["gripper_open"].round().long(),
+              inputs["ignore_collisions"].round().long()]
 
     def policy():
         heatmaps = [e.head.heatmaps(maps[k], k)[0] for k in (0, 1)]
-        hidden = e.head.sequence(e.head.prompts(maps[1], pixels, size), bins, grip)
-        backward(torch.cat([*(h.flatten() for h in heatmaps), *(p.flatten() for p in e.head.logits(hidden))]))
+        _, queries = e.head.sequence(e.head.prompts(maps[1], pixels, e.cfg.patch), values, range(PROMPTS, len(TYPES)))
+        backward(torch.cat([*(h.flatten() for h in heatmaps), *(p.flatten() for p in e.head.logits(queries))]))
 
     head = seconds(policy)
     arp = seconds(lambda: e(inputs, task=True).loss.backward())

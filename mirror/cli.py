@@ -1,4 +1,4 @@
-"""The `mirror` command: train, eval, probe, report and demos.
+"""The `mirror` command: train, eval, probe, report, convert and demos.
 
 Errors the user can act on print one line and exit non-zero (2 for a bad config, 1 otherwise).
 """
@@ -64,6 +64,13 @@ def _demos(args: argparse.Namespace) -> None:
     run_source(args.source, args.args)
 
 
+def _convert(args: argparse.Namespace) -> None:
+    from mirror.models.execution.arp_weights import convert
+
+    count = convert(args.ckpt, args.out)
+    print(f"converted {count} tensors: {args.out} (use it as execution.checkpoint)")
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="mirror", description=__doc__.splitlines()[0])
     sub = top.add_subparsers(dest="command", required=True)
@@ -90,6 +97,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", metavar="RUN_DIR")
     p.add_argument("--out", default="runs/report", help="folder for comparison.md and the charts")
     p.set_defaults(func=_report)
+
+    p = sub.add_parser("convert", help="convert released weights to this project's layout")
+    kinds = p.add_subparsers(dest="kind", required=True)
+    q = kinds.add_parser("arp", help="ARP's released RLBench checkpoint (mlzxy/arp model_*.pth)")
+    q.add_argument("ckpt", help="ARP checkpoint file")
+    q.add_argument("out", help="file to write (a state dict for execution.checkpoint)")
+    q.set_defaults(func=_convert)
 
     p = sub.add_parser("demos", help="generate or preprocess demonstrations")
     p.add_argument("source", help="babyai, rlbench or metaworld")

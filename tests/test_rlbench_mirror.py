@@ -9,10 +9,12 @@ import sys
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
-from mirror.config import load_config
+from mirror.config import load_config, to_dict
 from mirror.data.rlbench.synthetic import write_episode
 from mirror.training.checkpoint import read_checkpoint
+from mirror.training.optim import build_optimizer, build_param_groups, lr_factor
 from mirror.training.report import RunRecord, seeds, table3
 from mirror.training.run import train
 from tests.conftest import ROOT, SHARED_DATA
@@ -127,3 +129,77 @@ def test_alignment_off_leaves_arps_trajectory_unchanged(data_root, tmp_path):
     execution = [k for k in states["arp"] if k.startswith("execution.")]
     assert execution and all(torch.equal(states["joint"][k], states["arp"][k]) for k in execution)
     assert any(k.startswith("understanding.") for k in states["joint"])
+
+
+def test_alignment_off_leaves_viclips_trajectory_unchanged(data_root, tmp_path):
+    """With align.weight=0, U in the joint run (E training beside it, with LAMB) follows ViCLIP trained alone."""
+    common = [*tiny(data_root, tmp_path, "unused"), "trainer.max_steps=3", "trainer.val_every=100",
+              "trainer.ckpt_every=3", "trainer.log_every=1", "understanding.mask_ratio=0.5"]
+    train(load_config(MIRROR_YAML, [*common, "align.weight=0", "run.name=joint"]))
+    alone = [o for o in common if not o.startswith("execution.")]
+    train(load_config(ROOT / "configs/rlbench/viclip.yaml", [*alone, "understanding.fraction=0.5", "run.name=viclip"]))
+    runs = {name: tmp_path / name for name in ("joint", "viclip")}
+    losses = {n: [float(r["train/loss_au"]) for r in metric_rows(run) if r.get("train/loss_au")]
+              for n, run in runs.items()}
+    assert len(losses["joint"]) == 2  # steps 0 and 2 of 3 at fraction 0.5
+    assert np.allclose(losses["joint"], losses["viclip"], rtol=1e-6, atol=0)
+    states = {n: read_checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"] for n, run in runs.items()}
+    understanding = [k for k in states["viclip"] if k.startswith("understanding.")]
+    assert understanding and all(torch.equal(states["joint"][k], states["viclip"][k]) for k in understanding)
+    assert any(k.startswith("execution.") for k in states["joint"])
+
+
+def test_baselines_use_exactly_their_branchs_settings():
+    joint = load_config(MIRROR_YAML)
+    viclip = load_config(ROOT / "configs/rlbench/viclip.yaml")
+    arp = load_config(ROOT / "configs/rlbench/arp.yaml")
+    assert to_dict(arp)["execution"] == to_dict(joint)["execution"]
+    alone, beside = to_dict(viclip)["understanding"], to_dict(joint)["understanding"]
+    assert alone.pop("fraction") == 1.0 and beside.pop("fraction") == 0.2  # alone, it trains on every step
+    assert alone == beside
+    assert viclip.optim == joint.optim == arp.optim  # one schedule
+    assert (joint.understanding.optimizer.name, joint.execution.optimizer.name) == ("adamw", "lamb")
+
+
+def test_branch_optimizers_resume_exactly(tmp_path):
+    """AdamW and LAMB stepped as one under one schedule: a run stopped, saved and resumed from the composite's
+    state dict continues exactly as one that never stopped."""
+    cfg = load_config(MIRROR_YAML, ["optim.warmup_steps=2", "trainer.max_steps=6"])
+
+    def setup():
+        torch.manual_seed(0)
+        parts = {"understanding": nn.Linear(4, 3), "execution": nn.Linear(4, 2)}
+        align = nn.Linear(3, 2)
+        optimizer = build_optimizer(build_param_groups(parts, align, cfg, global_batch=2), cfg)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg))
+        return [*parts.values(), align], optimizer, schedule
+
+    def step(models, optimizer, schedule, i):
+        gen = torch.Generator().manual_seed(i)
+        loss = sum(m(torch.randn(5, m.in_features, generator=gen)).pow(2).mean() for m in models)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+
+    models, optimizer, schedule = setup()
+    assert [type(o).__name__ for o in optimizer.optimizers] == ["AdamW", "Lamb", "AdamW"]
+    for i in range(6):
+        step(models, optimizer, schedule, i)
+    straight = [p.detach().clone() for m in models for p in m.parameters()]
+    models, optimizer, schedule = setup()
+    for i in range(3):
+        step(models, optimizer, schedule, i)
+    torch.save({"models": [m.state_dict() for m in models], "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict()}, tmp_path / "cut.pt")
+    saved = torch.load(tmp_path / "cut.pt", weights_only=True)
+    models, optimizer, schedule = setup()
+    for m, state in zip(models, saved["models"], strict=True):
+        m.load_state_dict(state)
+    optimizer.load_state_dict(saved["optimizer"])
+    schedule.load_state_dict(saved["schedule"])
+    for i in range(3, 6):
+        step(models, optimizer, schedule, i)
+    resumed = [p.detach() for m in models for p in m.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(straight, resumed, strict=True))
+    assert optimizer.optimizers[1].param_groups[0] is optimizer.param_groups[2]  # LAMB sees the schedule's lr

@@ -7,6 +7,8 @@ from mirror.config.schema import (
     DataConfig,
     ExecutionConfig,
     MirrorConfig,
+    OptimizerConfig,
+    OptimizerKind,
     Positives,
     UnderstandingConfig,
 )
@@ -17,6 +19,8 @@ __all__ = [
     "DataConfig",
     "ExecutionConfig",
     "MirrorConfig",
+    "OptimizerConfig",
+    "OptimizerKind",
     "Positives",
     "UnderstandingConfig",
     "config_from_dict",

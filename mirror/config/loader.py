@@ -183,7 +183,8 @@ def check(cfg: MirrorConfig) -> None:
         ("trainer.ckpt_every", cfg.trainer.ckpt_every > 0, "must be > 0"),
         ("trainer.val_every", cfg.trainer.val_every >= 0, "must be >= 0 (0 disables validation)"),
         ("trainer.accumulate_grad_batches", cfg.trainer.accumulate_grad_batches > 0, "must be > 0"),
-        ("optim.betas", len(cfg.optim.betas) == 2, "must be two numbers"),
+        *((f"{part}.optimizer.betas", len(getattr(cfg, part).optimizer.betas) == 2, "must be two numbers")
+          for part in ("understanding", "execution", "align")),
         ("optim.min_lr_ratio", 0 <= cfg.optim.min_lr_ratio <= 1, "must be in [0, 1]"),
     ]
     for key, ok, why in rules:

@@ -43,6 +43,17 @@ class Schedule(str, Enum):
 
 
 @dataclass
+class OptimizerConfig:
+    """The optimiser of one part of the model (each branch and the alignment name their own); matrices decay,
+    biases, norms, embeddings the model lists as exempt (`no_weight_decay`) and scalars do not."""
+
+    name: OptimizerKind = OptimizerKind.adamw
+    weight_decay: float = 0.01
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+
+
+@dataclass
 class BranchConfig:
     """Keys every model branch has; a model's own config subclasses this with its architecture keys."""
 
@@ -50,6 +61,7 @@ class BranchConfig:
     weight: float = 1.0  # lambda of the branch's task loss; 0 trains the branch only through alignment
     lr: float = 1e-4
     lr_per_sample: bool = False  # lr is per sample and multiplied by the global batch size (ARP's rule)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
 
 
 @dataclass
@@ -80,14 +92,13 @@ class AlignConfig:
     weight: float = 0.5  # lambda_align; 0 is the separate-training baseline
     warmup_steps: int = 0  # lambda_align ramps up linearly from 0 over these steps
     lr: float = 1e-4
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
 
 
 @dataclass
 class OptimConfig:
-    name: OptimizerKind = OptimizerKind.adamw
-    weight_decay: float = 0.01
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    eps: float = 1e-8
+    """The one learning-rate schedule every optimiser follows (each at its own peak lr)."""
+
     warmup_steps: int = 0
     schedule: Schedule = Schedule.cosine
     min_lr_ratio: float = 0.01  # the cosine ends at lr * min_lr_ratio

@@ -6,7 +6,8 @@ A branch is an `nn.Module` with:
 - `feature_dim: int`: the width of the feature it offers for alignment (u for U, e for E);
 - `forward(inputs, task: bool) -> BranchOutput`: always the feature; with `task`, also its task loss and
   metrics (U skips its task loss on the steps where understanding does not train);
-- optionally `param_groups() -> list[ParamGroup]` for learning rates relative to the branch's `lr`.
+- optionally `param_groups() -> list[ParamGroup]` for learning rates relative to the branch's `lr`, and
+  `no_weight_decay() -> set[str]`, names of matrices its optimiser must not decay (embeddings).
 
 A batch from a data module is a dict: `understanding` and `execution` (each branch's inputs, row i of one
 paired with row i of the other) and `keys`, a dict of int tensors `episode`, `instruction` and `task`

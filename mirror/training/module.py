@@ -185,9 +185,10 @@ class MirrorModule(L.LightningModule):
         trainer = self.trainer
         global_batch = self.cfg.data.batch_size * trainer.world_size * trainer.accumulate_grad_batches
         branches = {"understanding": self.understanding, "execution": self.execution}
+        # each branch and the alignment with their own optimiser, stepped as one under one schedule
         optimizer = build_optimizer(build_param_groups(branches, self.alignment, self.cfg, global_batch), self.cfg)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(self.cfg))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "lr"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         state = {k: v.to(self.device) for k, v in rng.capture().items()}

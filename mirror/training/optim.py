@@ -1,4 +1,9 @@
-"""Optimiser and learning-rate schedule: per-branch learning rates, AdamW or LAMB, warm-up then cosine."""
+"""Optimisers and the learning-rate schedule.
+
+Each branch and the alignment have their own optimiser (`<part>.optimizer`: AdamW or LAMB) and learning
+rates; `BranchOptimizers` steps them as the one optimiser Lightning expects, under one schedule (warm-up,
+then cosine or constant), so a branch is optimised as it would be alone.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,20 @@ import math
 from collections.abc import Callable, Iterable
 
 import torch
-from timm.optim import Lamb
 from torch import nn
 
-from mirror.config.schema import MirrorConfig, OptimizerKind, Schedule
+from mirror.config.schema import MirrorConfig, OptimizerConfig, OptimizerKind, Schedule
 from mirror.models.protocol import param_groups
 
+PARTS = ("understanding", "execution", "align")
 
-def _decay_split(name: str, params: Iterable[nn.Parameter], lr: float, weight_decay: float) -> list[dict]:
-    """Matrices decay; biases, norm gains and other vectors do not (as in CLIP and ViT training)."""
+
+def _decay_split(name: str, params: Iterable[nn.Parameter], lr: float, weight_decay: float,
+                 exempt: set[int]) -> list[dict]:
+    """Matrices decay; biases, norm gains, other vectors and the model's exempt parameters do not."""
     params = [p for p in params if p.requires_grad]
-    decay = [p for p in params if p.ndim >= 2]
-    rest = [p for p in params if p.ndim < 2]
+    decay = [p for p in params if p.ndim >= 2 and id(p) not in exempt]
+    rest = [p for p in params if p.ndim < 2 or id(p) in exempt]
     groups = [
         {"name": name, "params": decay, "lr": lr, "weight_decay": weight_decay},
         {"name": f"{name}/no_decay", "params": rest, "lr": lr, "weight_decay": 0.0},
@@ -25,19 +32,28 @@ def _decay_split(name: str, params: Iterable[nn.Parameter], lr: float, weight_de
     return [g for g in groups if g["params"]]
 
 
+def _exempt(model: nn.Module) -> set[int]:
+    """The parameters a model lists in `no_weight_decay()` (names), by identity."""
+    names = model.no_weight_decay() if hasattr(model, "no_weight_decay") else set()
+    return {id(p) for n, p in model.named_parameters() if n in names}
+
+
 def build_param_groups(branches: dict[str, nn.Module | None], align: nn.Module | None,
                        cfg: MirrorConfig, global_batch: int) -> list[dict]:
-    """One group per branch part, at the branch's lr times the part's scale; alignment at `align.lr`."""
+    """One group per branch part, at the branch's lr times the part's scale; alignment at `align.lr`. Group
+    names start with the part ('understanding/', 'execution/', 'align') whose optimiser steps them."""
     groups = []
     for kind, model in branches.items():
         if model is None:
             continue
         branch = getattr(cfg, kind)
         lr = branch.lr * (global_batch if branch.lr_per_sample else 1)
+        exempt = _exempt(model)
         for part in param_groups(model):
-            groups += _decay_split(f"{kind}/{part.name}", part.params, lr * part.lr_scale, cfg.optim.weight_decay)
+            groups += _decay_split(f"{kind}/{part.name}", part.params, lr * part.lr_scale,
+                                   branch.optimizer.weight_decay, exempt)
     if align is not None:
-        groups += _decay_split("align", align.parameters(), cfg.align.lr, cfg.optim.weight_decay)
+        groups += _decay_split("align", align.parameters(), cfg.align.lr, cfg.align.optimizer.weight_decay, set())
     return groups
 
 
@@ -57,10 +73,51 @@ def lr_factor(cfg: MirrorConfig) -> Callable[[int], float]:
     return factor
 
 
-def build_optimizer(groups: list[dict], cfg: MirrorConfig) -> torch.optim.Optimizer:
-    betas = tuple(cfg.optim.betas)
-    if cfg.optim.name == OptimizerKind.lamb:
+def make_optimizer(groups: list[dict], spec: OptimizerConfig) -> torch.optim.Optimizer:
+    betas = tuple(spec.betas)
+    if spec.name == OptimizerKind.lamb:
+        from timm.optim import Lamb  # timm is slow to import; only runs that use LAMB pay for it
+
         # Clipping is the trainer's job (trainer.gradient_clip_val), not a hidden default of the optimiser.
-        return Lamb(groups, betas=betas, eps=cfg.optim.eps, max_grad_norm=None)
+        return Lamb(groups, betas=betas, eps=spec.eps, max_grad_norm=None)
     # The fused kernel runs on CPU and GPU and is several times faster than the per-tensor loop.
-    return torch.optim.AdamW(groups, betas=betas, eps=cfg.optim.eps, fused=True)
+    return torch.optim.AdamW(groups, betas=betas, eps=spec.eps, fused=True)
+
+
+def build_optimizer(groups: list[dict], cfg: MirrorConfig) -> BranchOptimizers:
+    """Each part's groups under that part's optimiser, stepped together."""
+    by_part = {part: [g for g in groups if g["name"].split("/")[0] == part] for part in PARTS}
+    return BranchOptimizers([make_optimizer(g, getattr(cfg, part).optimizer) for part, g in by_part.items() if g])
+
+
+class BranchOptimizers(torch.optim.Optimizer):
+    """Several optimisers stepped as one. `param_groups` are the inner optimisers' own group dicts, so one LR
+    scheduler, gradient clipping and AMP unscaling reach every group; `state` is one dict shared with them, so
+    a checkpoint saves and restores every optimiser's state."""
+
+    def __init__(self, optimizers: list[torch.optim.Optimizer]):
+        self.optimizers = optimizers
+        super().__init__([g for o in optimizers for g in o.param_groups], {})
+        self._share()
+
+    def _share(self) -> None:
+        start = 0
+        for optimizer in self.optimizers:
+            count = len(optimizer.param_groups)
+            optimizer.param_groups = self.param_groups[start : start + count]
+            optimizer.state = self.state
+            start += count
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for optimizer in self.optimizers:
+            optimizer.step()
+        return loss
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)  # replaces the group dicts and the state: share the new ones
+        self._share()

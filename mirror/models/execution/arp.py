@@ -1,32 +1,38 @@
 """ARP on RVT-2's MVT: the embodied-execution model E for RLBench (next key end-effector pose).
 
-Coarse to fine: stage 1 renders the scene's point cloud into three views, MVT and the policy head predict
-one heatmap per view, and the 3-D point that best explains them; stage 2 re-renders 4x zoomed around it
-(in training around the true point plus noise) for a finer point. Then the causal sequence predicts the
-rotation bins, the gripper state and the collision flag. Losses: heatmap cross-entropy against Gaussian
-targets (both stages) and cross-entropy for rotation, grip and collision, equal weights (the heatmap terms
-are reported as KL divergences: the cross-entropy less the target's own entropy, so that they reach 0).
+Follows mlzxy/arp (rlb/autoregressive_policy.py). Points outside `scene_bounds` are dropped and the rest
+placed in the cube [-1, 1]^3. Coarse to fine: stage 1 renders the cloud into three views, MVT and the policy
+head predict one heatmap per view, and the 3-D point that best explains them; stage 2 re-renders the whole
+cloud 4x zoomed around it (in training around the true point plus noise) for a finer point. Then the causal
+sequence predicts the rotation bins, the gripper state and the collision flag. Losses: heatmap cross-entropy
+against Gaussian targets (both stages) and cross-entropy for rotation, grip and collision, equal weights
+(the heatmap terms are reported as KL divergences: the cross-entropy less the target's own entropy, so that
+they reach 0).
 
-The alignment feature e is the policy's last-block output (`feature`): `sequence` (default) averages it over
-the whole causal sequence, the policy's summary of what it sees and does; `prompt` over the six prompt
-tokens (what it sees at the chosen point); `points` averages the six screen-point tokens of the cross blocks.
+The alignment feature e is the policy's last-block output (`feature`): `sequence` (default) averages the
+content stream over the whole causal sequence, the policy's summary of what it sees and does; `prompt` over
+the six prompt tokens (what it sees at the chosen point); `points` averages the six screen-point tokens of
+the cross blocks.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mirror.config import ExecutionConfig
+from mirror.config import ExecutionConfig, OptimizerConfig, OptimizerKind
+from mirror.data.rlbench.format import SCENE_BOUNDS
+from mirror.errors import ConfigError
 from mirror.models.execution import geometry as geo
+from mirror.models.execution.arp_weights import load_weights
 from mirror.models.execution.language import rn50_text_tower, token_features
 from mirror.models.execution.mvt import MVT, MVTSize
-from mirror.models.execution.policy import ARPHead
-from mirror.models.execution.renderer import from_cube, render, to_cube
+from mirror.models.execution.policy import PROMPTS, TYPES, ARPHead
+from mirror.models.execution.renderer import render
 from mirror.models.protocol import BranchOutput, DataSpec
 
 
@@ -51,17 +57,48 @@ class ARPConfig(ExecutionConfig):
     self_layers: int = 4
     upsample_width: int = 160
     dropout: float = 0.1
+    scene_bounds: list[float] = field(default_factory=lambda: list(SCENE_BOUNDS))  # x0, y0, z0, x1, y1, z1 (m)
     zoom: float = 4.0  # stage-2 magnification
     zoom_noise: float = 0.1  # cube units of noise on the stage-2 centre in training
-    rotation_jitter: int = 2  # max bins of noise on the teacher-forced rotation inputs
-    augment: bool = True  # SE(3) perturbation about the target and RGB noise, in training
-    shift: float = 0.125  # metres
+    rotation_jitter: list[int] = field(default_factory=lambda: [-2, -1, 0, -1, -2])  # bins added to the
+    rotation_jitter_p: list[float] = field(default_factory=lambda: [0.1, 0.2, 0.4, 0.2, 0.1])  # teacher inputs
+    augment: bool = True  # SE(3) perturbation, RGB noise, stage-2 centre noise and rotation jitter, in training
+    shift: float = 0.125  # translation range as a fraction of the scene bounds' extent per axis
     yaw: float = 45.0  # degrees
     rgb_noise: float = 0.05
     feature: ARPFeature = ARPFeature.sequence
-    clip_checkpoint: str | None = None  # open_clip / OpenAI CLIP RN50 weights, for the language features
+    clip_checkpoint: str | None = None  # OpenAI's RN50.pt or an open_clip RN50, for the language features
+    checkpoint: str | None = None  # ARP weights: ARP's released RLBench checkpoint, or `mirror convert arp` output
     lr: float = 1.25e-5
     lr_per_sample: bool = True  # lr x global batch size, as ARP trains
+    optimizer: OptimizerConfig = field(
+        default_factory=lambda: OptimizerConfig(name=OptimizerKind.lamb, weight_decay=1e-4))
+
+
+def check(cfg: ARPConfig) -> None:
+    """Value checks the config types cannot express."""
+    lo, hi = cfg.scene_bounds[:3], cfg.scene_bounds[3:]
+    rules = [
+        ("embed", cfg.embed == 2 * cfg.mvt_channels, "must equal 2 * execution.mvt_channels"),
+        ("scene_bounds", len(cfg.scene_bounds) == 6 and all(a < b for a, b in zip(lo, hi, strict=False)),
+         "must be x0, y0, z0, x1, y1, z1 with each minimum below its maximum"),
+        ("rotation_jitter_p", len(cfg.rotation_jitter_p) == len(cfg.rotation_jitter)
+         and min(cfg.rotation_jitter_p) >= 0 and sum(cfg.rotation_jitter_p) > 0,
+         "must give one non-negative weight per execution.rotation_jitter value"),
+    ]
+    for key, ok, why in rules:
+        if not ok:
+            raise ConfigError(f"bad value for 'execution.{key}': {why}")
+
+
+def networks(cfg: ARPConfig) -> tuple[nn.ModuleList, ARPHead]:
+    """The two MVTs (one per stage) and the policy head of a config."""
+    size = MVTSize(image=cfg.image_size, patch=cfg.patch, channels=cfg.mvt_channels, width=cfg.mvt_width,
+                   depth=cfg.mvt_depth, heads=cfg.mvt_heads, head_dim=cfg.mvt_width // cfg.mvt_heads,
+                   dropout=cfg.dropout)
+    head = ARPHead(cfg.embed, cfg.policy_heads, cfg.policy_mlp, cfg.cross_layers, cfg.self_layers,
+                   cfg.upsample_width, cfg.patch, cfg.dropout)
+    return nn.ModuleList([MVT(size), MVT(size)]), head
 
 
 class ARP(nn.Module):
@@ -69,52 +106,43 @@ class ARP(nn.Module):
 
     def __init__(self, cfg: ARPConfig, spec: DataSpec):
         super().__init__()
+        check(cfg)
         self.cfg = cfg
-        if cfg.embed != 2 * cfg.mvt_channels:
-            raise ValueError(f"execution.embed={cfg.embed} must equal 2 * execution.mvt_channels")
-        size = MVTSize(image=cfg.image_size, patch=cfg.patch, channels=cfg.mvt_channels, width=cfg.mvt_width,
-                       depth=cfg.mvt_depth, heads=cfg.mvt_heads, head_dim=cfg.mvt_width // cfg.mvt_heads,
-                       dropout=cfg.dropout)
-        self.mvt = nn.ModuleList([MVT(size), MVT(size)])
-        self.head = ARPHead(cfg.embed, cfg.policy_heads, cfg.policy_mlp, cfg.cross_layers, cfg.self_layers,
-                            cfg.upsample_width, cfg.patch, cfg.dropout)
+        self.mvt, self.head = networks(cfg)
         self._tower = [rn50_text_tower(cfg.clip_checkpoint)]  # frozen, kept out of the state dict
         self.register_buffer("language", token_features(self._tower[0], spec.instructions), persistent=False)
         self.feature_dim = cfg.embed
+        if cfg.checkpoint:
+            load_weights(self, cfg.checkpoint)
 
     def text_features(self, texts: list[str]) -> Tensor:
         """Language features of instructions outside the data's list (e.g. at evaluation)."""
         return token_features(self._tower[0], texts).to(self.language.device)
 
-    def scene(self, inputs: dict) -> tuple[Tensor, Tensor]:
+    @staticmethod
+    def scene(inputs: dict) -> tuple[Tensor, Tensor]:
         """(B, N, 3) world points and (B, N, 3) colours in [0, 1] from the 4 cameras."""
         points = inputs["xyz"].float().flatten(1, -2)
         colours = inputs["rgb"].float().flatten(1, -2) / 255
         return points, colours
 
-    @staticmethod
-    def normalise(views: Tensor) -> Tensor:
-        """MVT input: xyz divided by the sample's largest magnitude, depth minus each view's occupied mean."""
-        views = views.clone()
-        occupied = views[:, :, 6] >= 0
-        xyz = views[:, :, 3:6]
-        views[:, :, 3:6] = xyz / xyz.flatten(1).abs().amax(1).clamp(min=1e-6)[:, None, None, None, None]
-        depth = views[:, :, 6]
-        mean = (depth * occupied).sum((-2, -1)) / occupied.sum((-2, -1)).clamp(min=1)
-        views[:, :, 6] = torch.where(occupied, depth - mean[..., None, None], torch.full_like(depth, -1.0))
-        return views
-
-    def stage(self, k: int, cube: Tensor, colours: Tensor, proprio: Tensor, language: Tensor,
-              center: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-        views = render(cube, colours, self.cfg.image_size, center, self.cfg.zoom if center is not None else 1.0)
-        maps = self.mvt[k](self.normalise(views), proprio, language)
+    def stage(self, k: int, cube: Tensor, colours: Tensor, valid: Tensor, proprio: Tensor,
+              language: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        maps = self.mvt[k](render(cube, colours, valid, self.cfg.image_size), proprio, language)
         logits, tokens = self.head.heatmaps(maps, k)
         return maps, logits, tokens
+
+    def jitter(self, bins: Tensor) -> Tensor:
+        """Teacher-forced rotation inputs: the bins plus a draw from ARP's jitter distribution."""
+        values = torch.tensor(self.cfg.rotation_jitter, device=bins.device)
+        weights = torch.tensor(self.cfg.rotation_jitter_p, dtype=torch.float, device=bins.device)
+        draw = torch.multinomial(weights, bins.numel(), replacement=True).view_as(bins)
+        return (bins + values[draw]) % geo.BINS
 
     def run(self, inputs: dict, train: bool, augment: bool = False) -> dict[str, Tensor]:
         """Both stages and the sequence: with `train`, teacher-forced on the (optionally augmented) targets
         with a noisy stage-2 centre; otherwise greedy from the predicted points."""
-        cfg = self.cfg
+        cfg, bounds = self.cfg, self.cfg.scene_bounds
         points, colours = self.scene(inputs)
         proprio = inputs["proprio"].float()
         language = self.language[inputs["instruction"]] if "language" not in inputs else inputs["language"]
@@ -122,18 +150,20 @@ class ARP(nn.Module):
         if train:
             pos, quat = inputs["pose"][:, :3].float(), inputs["pose"][:, 3:].float()
             if augment:
-                points, pos, quat = geo.augment(points, pos, quat, shift=cfg.shift, yaw_degrees=cfg.yaw)
+                points, pos, quat = geo.augment(points, pos, quat, bounds, shift=cfg.shift, yaw_degrees=cfg.yaw)
                 s = cfg.rgb_noise * torch.rand(colours.shape[0], 1, 1, device=colours.device)
                 colours = colours + (torch.rand_like(colours) * 2 - 1) * s
-            out["target"], out["quat"] = to_cube(pos), geo.canonical(quat)
-        cube = to_cube(points)
-        _, out["logits1"], tokens1 = self.stage(0, cube, colours, proprio, language, None)
+            out["target"], out["quat"] = geo.to_cube(pos, bounds), geo.canonical(quat)
+        valid = geo.in_bounds(points, bounds)
+        cube = geo.to_cube(points, bounds)
+        _, out["logits1"], tokens1 = self.stage(0, cube, colours, valid, proprio, language)
         if train:
             noise = (torch.rand_like(out["target"]) * 2 - 1) * cfg.zoom_noise if augment else 0
             center = out["target"] + noise
         else:
             center = geo.heatmaps_to_point(out["logits1"])
-        maps2, out["logits2"], tokens2 = self.stage(1, cube, colours, proprio, language, center)
+        zoomed = (cube - center[:, None]) * cfg.zoom  # the whole cloud: what lies in front stays in view
+        maps2, out["logits2"], tokens2 = self.stage(1, zoomed, colours, valid, proprio, language)
         out["center"] = center
         out["points"] = torch.cat([tokens1, tokens2], 1)
         if train:
@@ -142,17 +172,16 @@ class ARP(nn.Module):
         else:
             out["point2"] = geo.heatmaps_to_point(out["logits2"])
             pixels = geo.point_pixels(out["point2"], cfg.image_size)
-        prompts = self.head.prompts(maps2, pixels, cfg.image_size)
+        prompts = self.head.prompts(maps2, pixels, cfg.patch)
         if train:
-            bins = geo.quat_to_bins(out["quat"])
-            jitter = torch.randint(-cfg.rotation_jitter, cfg.rotation_jitter + 1, bins.shape, device=bins.device)
-            jitter = jitter if augment else torch.zeros_like(jitter)
-            out["bins"] = bins
-            out["hidden"] = self.head.sequence(prompts, (bins + jitter) % geo.BINS,
-                                               inputs["gripper_open"].round().long())
+            out["bins"] = geo.quat_to_bins(out["quat"])
+            rotation = self.jitter(out["bins"]) if augment else out["bins"]
+            values = [*rotation.unbind(1), inputs["gripper_open"].round().long(),
+                      inputs["ignore_collisions"].round().long()]
+            out["hidden"], out["queries"] = self.head.sequence(prompts, values, range(PROMPTS, len(TYPES)))
         else:
             out["pred_bins"], out["pred_grip"], out["pred_collision"], out["hidden"] = self.head.decode(prompts)
-        out["prompt_hidden"] = out["hidden"][:, :6]
+        out["prompt_hidden"] = out["hidden"][:, :PROMPTS]
         return out
 
     def feature(self, out: dict[str, Tensor]) -> Tensor:
@@ -170,7 +199,7 @@ class ARP(nn.Module):
             # cross-entropy minus the targets' own entropy (same gradients; 0 when the fit is perfect)
             log_ratio = torch.xlogy(soft, soft) - soft * logits.flatten(2).log_softmax(-1)
             terms[f"heatmap{k + 1}"] = log_ratio.sum(-1).mean()
-        preds = self.head.logits(out["hidden"])
+        preds = self.head.logits(out["queries"])
         for i, axis in enumerate("xyz"):
             terms[f"rot_{axis}"] = F.cross_entropy(preds[i], out["bins"][:, i])
         terms["grip"] = F.cross_entropy(preds[3], inputs["gripper_open"].round().long())
@@ -202,7 +231,7 @@ class ARP(nn.Module):
         """(B, 9) RLBench actions: xyz, quaternion xyzw (w >= 0), gripper open, ignore collisions."""
         cube = out["point2"] / self.cfg.zoom + out["center"]
         quat = geo.bins_to_quat(out["pred_bins"])
-        return torch.cat([from_cube(cube), quat, out["pred_grip"][:, None].float(),
+        return torch.cat([geo.from_cube(cube, self.cfg.scene_bounds), quat, out["pred_grip"][:, None].float(),
                           out["pred_collision"][:, None].float()], -1)
 
     @torch.no_grad()

@@ -1,20 +1,46 @@
-"""Rotations, discretisation and heatmap geometry of the ARP policy, batched in torch.
+"""Scene placement, rotations, discretisation and heatmap geometry of the ARP policy, batched in torch.
 
-Quaternions are (x, y, z, w) as RLBench stores them; Euler angles are extrinsic x-y-z (scipy's 'xyz'),
-split into 72 bins of 5 degrees; a decoded quaternion is made canonical (w >= 0).
+The scene bounds (x0, y0, z0, x1, y1, z1 in metres) map to the cube [-1, 1]^3 as ARP places them: centred on
+the bounds' middle and scaled by 2 over their largest extent. Quaternions are (x, y, z, w) as RLBench stores
+them; Euler angles are extrinsic x-y-z (scipy's 'xyz'), split into 72 bins of 5 degrees; a decoded quaternion
+is made canonical (w >= 0). Heatmap pixel i sits at coordinate i (ARP's convention), while the renderer draws
+coordinates [i, i + 1) into pixel i.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
-from mirror.models.execution.renderer import from_cube, project
+from mirror.models.execution.renderer import project
 
 BINS = 72
 BIN_DEGREES = 360 / BINS
+
+
+def _placement(bounds: Sequence[float]) -> tuple[list[float], float]:
+    """The middle of the bounds and the scale that maps their largest extent onto [-1, 1]."""
+    lo, hi = bounds[:3], bounds[3:]
+    return [(a + b) / 2 for a, b in zip(lo, hi, strict=True)], 2 / max(b - a for a, b in zip(lo, hi, strict=True))
+
+
+def to_cube(points: Tensor, bounds: Sequence[float]) -> Tensor:
+    """World metres -> cube coordinates."""
+    middle, scale = _placement(bounds)
+    return (points - points.new_tensor(middle)) * scale
+
+
+def from_cube(cube: Tensor, bounds: Sequence[float]) -> Tensor:
+    middle, scale = _placement(bounds)
+    return cube / scale + cube.new_tensor(middle)
+
+
+def in_bounds(points: Tensor, bounds: Sequence[float]) -> Tensor:
+    """(...) True where a (..., 3) world point lies inside the bounds, edges included (NaN is outside)."""
+    return ((points >= points.new_tensor(bounds[:3])) & (points <= points.new_tensor(bounds[3:]))).all(-1)
 
 
 def quat_to_matrix(q: Tensor) -> Tensor:
@@ -81,34 +107,57 @@ def bins_to_quat(bins: Tensor) -> Tensor:
 
 
 def gaussian_heatmaps(pixels: Tensor, size: int, sigma: float = 1.5) -> Tensor:
-    """(..., 2) pixel positions (u, v) -> (..., size, size) Gaussians cut at 3 sigma, summing to 1."""
-    grid = torch.arange(size, device=pixels.device, dtype=pixels.dtype) + 0.5
+    """(..., 2) pixel positions (u, v) -> (..., size, size) Gaussians over the pixel coordinates, cut below
+    3 sigma and normalised (sum + 1e-6), as ARP's heatmap targets."""
+    grid = torch.arange(size, device=pixels.device, dtype=pixels.dtype)
     du = (grid - pixels[..., 0:1]) ** 2  # columns
     dv = (grid - pixels[..., 1:2]) ** 2  # rows
-    logits = -(dv[..., :, None] + du[..., None, :]) / (2 * sigma**2)
-    heat = torch.where(logits >= -4.5, logits.exp(), torch.zeros_like(logits))
-    return heat / heat.sum((-2, -1), keepdim=True).clamp(min=1e-12)
+    heat = torch.exp(-(dv[..., :, None] + du[..., None, :]) / (2 * sigma**2))
+    heat = torch.where(heat < math.exp(-4.5), 0, heat)
+    return heat / (heat.sum((-2, -1), keepdim=True) + 1e-6)
+
+
+def sample(maps: Tensor, points: Tensor) -> Tensor:
+    """(N, C, H, W) maps at (N, P, 2) continuous (x, y) positions -> (N, P, C), as RVT reads heatmaps and
+    feature maps: the 4 surrounding cells (at integer coordinates) weighted by inverse distance; positions
+    outside [0, W - 1] x [0, H - 1] read 0."""
+    n, c, h, w = maps.shape
+    x, y = points.unbind(-1)
+    inside = (x >= 0) & (y >= 0) & (x <= w - 1) & (y <= h - 1)
+    fx, cx, fy, cy = x.floor(), x.ceil(), y.floor(), y.ceil()
+    col = torch.fmod(torch.stack([fx, fx, cx, cx], -1).long(), w).clamp(min=0)
+    row = torch.fmod(torch.stack([fy, cy, fy, cy], -1).long(), h).clamp(min=0)
+    weight = inside[..., None] / (torch.hypot(x[..., None] - col, y[..., None] - row) + 1e-10)
+    total = weight.sum(-1, keepdim=True)
+    weight = weight / torch.where(total == 0, 1, total)
+    flat = (row * w + col).view(n, 1, -1).expand(n, c, -1)
+    values = maps.flatten(2).gather(2, flat).view(n, c, *weight.shape[1:])
+    return (values * weight[:, None]).sum(-1).transpose(1, 2)
 
 
 def heatmaps_to_point(logits: Tensor) -> Tensor:
-    """(B, 3 views, S, S) heatmap logits -> (B, 3) cube point maximising the mean view probability.
+    """(B, 3 views, S, S) heatmap logits -> (B, 3) cube point maximising the mean view probability (ARP).
 
-    The 3-D grid is the pixel centres, so every grid point projects onto pixel centres: the score of
-    (i, j, k) is top[row S-1-j, col i] + front[row S-1-k, col j] + right[row S-1-k, col S-1-i]. One sample
-    at a time: the score volume has S^3 entries.
+    The candidates are the S^3 pixel-centre points of the cube; each reads every view's probability with
+    `sample` at its projection, (row + 0.5, column + 0.5). Candidate (i, j, k) scores
+    top[S-1-j, i] + front[S-1-k, j] + right[S-1-k, S-1-i] over those sampled maps. One sample at a time:
+    the score volume has S^3 entries.
     """
-    b, _, s, _ = logits.shape
-    p = logits.flatten(2).softmax(-1).view(b, 3, s, s)
-    top = p[:, 0].flip(1).transpose(1, 2)  # [i, j] = top[S-1-j, i]
-    front = p[:, 1].flip(1).transpose(1, 2)  # [j, k] = front[S-1-k, j]
-    right = p[:, 2].flip(1).flip(2).transpose(1, 2)  # [i, k] = right[S-1-k, S-1-i]
+    b, v, s, _ = logits.shape
+    p = logits.flatten(2).softmax(-1).view(b * v, 1, s, s)
+    centre = torch.arange(s, device=logits.device, dtype=p.dtype) + 0.5
+    grid = torch.stack(torch.meshgrid(centre, centre, indexing="ij")[::-1], -1).view(1, s * s, 2)
+    q = sample(p, grid.expand(b * v, -1, -1)).view(b, v, s, s)
+    top = q[:, 0].flip(1).transpose(1, 2)  # [i, j] = top[S-1-j, i]
+    front = q[:, 1].flip(1).transpose(1, 2)  # [j, k] = front[S-1-k, j]
+    right = q[:, 2].flip(1).flip(2).transpose(1, 2)  # [i, k] = right[S-1-k, S-1-i]
     best = []
     for n in range(b):
-        score = top[n, :, :, None] + front[n, None, :, :] + right[n, :, None, :]
+        score = (top[n, :, :, None] + front[n, None, :, :] + right[n, :, None, :]) / 3
         best.append(score.flatten().argmax())
     flat = torch.stack(best)
     i, j, k = flat // (s * s), (flat // s) % s, flat % s
-    return (torch.stack([i, j, k], -1).float() + 0.5) * 2 / s - 1
+    return (torch.stack([i, j, k], -1).to(logits.dtype) + 0.5) * 2 / s - 1
 
 
 def point_pixels(cube: Tensor, size: int) -> Tensor:
@@ -116,19 +165,19 @@ def point_pixels(cube: Tensor, size: int) -> Tensor:
     return project(cube, size)[..., :2]
 
 
-def augment(points: Tensor, target: Tensor, quat: Tensor, generator: torch.Generator | None = None,
-            shift: float = 0.125, yaw_degrees: float = 45.0) -> tuple[Tensor, Tensor, Tensor]:
-    """SE(3) perturbation about the target: yaw within +-`yaw_degrees` and a translation within +-`shift` m,
-    applied alike to the (B, N, 3) world points, the (B, 3) target position and (B, 4) orientation; the
-    translation is limited so that the target stays inside the scene bounds."""
+def augment(points: Tensor, target: Tensor, quat: Tensor, bounds: Sequence[float],
+            generator: torch.Generator | None = None, shift: float = 0.125,
+            yaw_degrees: float = 45.0) -> tuple[Tensor, Tensor, Tensor]:
+    """ARP's SE(3) perturbation about the target: a yaw within +-`yaw_degrees` and a translation within
+    +-`shift` of the bounds' extent per axis, limited so that the target stays inside the bounds, applied
+    alike to the (B, N, 3) world points, the (B, 3) target position and (B, 4) orientation."""
     b = points.shape[0]
     dev = points.device
     yaw = (torch.rand(b, generator=generator, device=dev) * 2 - 1) * math.radians(yaw_degrees)
     rot = euler_to_matrix(torch.stack([torch.zeros_like(yaw), torch.zeros_like(yaw), yaw], -1))
-    t = (torch.rand(b, 3, generator=generator, device=dev) * 2 - 1) * shift
-    lo, hi = from_cube(points.new_tensor([-1.0] * 3)), from_cube(points.new_tensor([1.0] * 3))
-    t = torch.minimum(torch.maximum(target + t, lo), hi) - target
+    lo, hi = points.new_tensor(bounds[:3]), points.new_tensor(bounds[3:])
+    t = (torch.rand(b, 3, generator=generator, device=dev) * 2 - 1) * shift * (hi - lo)
+    t = torch.minimum(torch.maximum(t, lo - target), hi - target)
     moved = (points - target[:, None]) @ rot.transpose(1, 2) + target[:, None] + t[:, None]
     new_quat = matrix_to_quat(rot @ quat_to_matrix(quat))
     return moved, target + t, new_quat
-

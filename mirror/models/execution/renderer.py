@@ -1,59 +1,59 @@
-"""Orthographic point-cloud rendering of the scene into three virtual views (RVT-2), in pure PyTorch.
+"""Orthographic point-cloud rendering into RVT-2's three virtual views, in pure PyTorch (CPU and GPU).
 
-Points are mapped from the scene bounds to the cube [-1, 1]^3 (outside points dropped) and projected to
-224 x 224 top, front and right views. Each pixel keeps its nearest point (a z-buffer by scatter), then takes
-the nearest point among itself and its 4 direct neighbours (a splat of ~1.34 px). Channels: RGB, the point's
-cube xyz, its depth along the view axis (-1 where empty) and 3 pixel-location channels (view, row, column
-in [-1, 1]): 10 in all. Stage 2 re-renders zoomed around a point. Batched; runs on CPU and GPU.
+Follows RVT's point renderer (rvt/libs/point-renderer, which ARP renders with). Cameras look at the origin of
+the cube [-1, 1]^3: top (from z = 1), front (from x = 1) and right (from y = 0.5, where RVT places it). A point
+is drawn in a view when it projects inside the image, whatever its depth. Per pixel the nearest point wins:
+depth is quantised to 1/1000 (truncated; negative depths saturate to 0) and ties go to the lower point index.
+Then each pixel takes the nearest point among the pixels whose splat covers it (RVT's radius of 0.012 cube
+units: at 224 px itself and its 4 direct neighbours; among equal depths the last in RVT's loop wins, at 224 px
+the last of left, up, self, down, right; points at depth 0 never spread).
+
+Channels: the point's cube xyz divided by the cloud's largest magnitude, its RGB, its depth less the view's
+mean occupied depth (-1 where empty), and 3 pixel-location channels (view, row, column in [-1, 1]): 10 in all.
+
+One packed int64 key per point and view, quantised depth in the high bits and point index in the low, so a
+single `scatter_reduce(amin)` is the z-buffer (points outside the image go to a dummy slot) and the splat is a
+running minimum over shifted copies of the key map.
 """
 
 from __future__ import annotations
 
+import math
+from functools import lru_cache
+
 import torch
 from torch import Tensor
 
-from mirror.data.rlbench.format import SCENE_BOUNDS
-
 VIEWS = ("top", "front", "right")
 CHANNELS = 10
+DEPTH_STEPS = 1000  # RVT's kernel orders depths in thousandths
+SPLAT_RADIUS = 0.012  # RVT's splat radius in cube units: 1.344 px at 224 px, none below 167 px
+# A key packs a point's quantised depth (bits 40-62), the splat's priority (32-39) and its index (0-31).
+DEPTH_SHIFT, PRIORITY_SHIFT = 40, 32
+LOW = (1 << PRIORITY_SHIFT) - 1
+PRIORITY = ((1 << DEPTH_SHIFT) - 1) ^ LOW
+EMPTY = torch.iinfo(torch.int64).max & ~PRIORITY  # above every real key, with or without priority bits
 
 
-def to_cube(points: Tensor, bounds=SCENE_BOUNDS) -> Tensor:
-    """World metres -> the cube [-1, 1]^3 spanned by the scene bounds."""
-    lo = points.new_tensor(bounds[:3])
-    hi = points.new_tensor(bounds[3:])
-    return 2 * (points - lo) / (hi - lo) - 1
-
-
-def from_cube(cube: Tensor, bounds=SCENE_BOUNDS) -> Tensor:
-    lo = cube.new_tensor(bounds[:3])
-    hi = cube.new_tensor(bounds[3:])
-    return (cube + 1) / 2 * (hi - lo) + lo
+def coordinates(cube: Tensor, size: int = 224) -> tuple[Tensor, Tensor, Tensor]:
+    """Cube points (..., 3) -> column u, row v and depth d, each (..., 3 views)."""
+    x, y, z = cube.unbind(-1)
+    half = size / 2  # pixel = half * camera coordinate + half, as RVT's intrinsics compute it
+    hx, hy, hz = (cube * half).unbind(-1)
+    u = torch.stack([hx + half, hy + half, half - hx], -1)
+    v = torch.stack([half - hy, half - hz, half - hz], -1)
+    d = torch.stack([1 - z, 1 - x, 0.5 - y], -1)
+    return u, v, d
 
 
 def project(cube: Tensor, size: int = 224) -> Tensor:
     """Cube points (..., 3) -> (..., 3 views, 3): column u, row v and depth d of each view."""
-    x, y, z = cube.unbind(-1)
-    half = size / 2
-    top = torch.stack([half * (x + 1), half * (1 - y), 1 - z], -1)
-    front = torch.stack([half * (y + 1), half * (1 - z), 1 - x], -1)
-    right = torch.stack([half * (1 - x), half * (1 - z), 1 - y], -1)
-    return torch.stack([top, front, right], -2)
+    return torch.stack(coordinates(cube, size), -1)
 
 
-def unproject(view: int, u: Tensor, v: Tensor, d: Tensor, size: int = 224) -> Tensor:
-    """Inverse of `project` for one view: pixel coordinates and depth -> cube points."""
-    half = size / 2
-    a, b = u / half - 1, 1 - v / half
-    if view == 0:
-        return torch.stack([a, b, 1 - d], -1)
-    if view == 1:
-        return torch.stack([1 - d, a, b], -1)
-    return torch.stack([-a, 1 - d, b], -1)
-
-
-def pixel_location(size: int, device=None) -> Tensor:
-    """(3 views, 3, size, size): view index, row and column, each scaled to [-1, 1]."""
+@lru_cache(maxsize=8)
+def pixel_location(size: int, device: torch.device) -> Tensor:
+    """(3 views, 3, size, size): view index, row and column, each scaled to [-1, 1] (built once per size)."""
     lin = torch.linspace(-1, 1, size, device=device)
     loc = torch.empty(len(VIEWS), 3, size, size, device=device)
     loc[:, 0] = torch.linspace(-1, 1, len(VIEWS), device=device)[:, None, None]
@@ -62,62 +62,77 @@ def pixel_location(size: int, device=None) -> Tensor:
     return loc
 
 
-def render(points: Tensor, colours: Tensor, size: int = 224, center: Tensor | None = None, zoom: float = 1.0,
-           valid: Tensor | None = None) -> Tensor:
-    """Render (B, N, 3) cube points with (B, N, 3) colours (already scaled) to (B, 3 views, 10, size, size).
-
-    With `center` (B, 3 cube coordinates) the scene is first magnified `zoom` times about it (stage 2).
-    `valid` (B, N) excludes points (e.g. padding) before anything else.
-    """
-    b, n, _ = points.shape
-    cube = points if center is None else (points - center[:, None]) * zoom
-    keep = (cube.abs() <= 1).all(-1)
-    if valid is not None:
-        keep &= valid
-    uvd = project(cube, size)  # B, N, 3 views, 3
-    col = uvd[..., 0].floor().clamp(0, size - 1).long()
-    row = uvd[..., 1].floor().clamp(0, size - 1).long()
-    depth = uvd[..., 2]
-    views = torch.arange(len(VIEWS), device=points.device)
-    batch = torch.arange(b, device=points.device)[:, None, None]
-    pixel = ((batch * len(VIEWS) + views) * size + row) * size + col  # B, N, 3 views
-    total = b * len(VIEWS) * size * size
-    keep3 = keep[..., None].expand_as(pixel)
-    pix, dep = pixel[keep3], depth[keep3]
-    point_id = (torch.arange(b, device=points.device)[:, None] * n + torch.arange(n, device=points.device))
-    point_id = point_id[..., None].expand_as(pixel)[keep3]
-    nearest = torch.full((total,), float("inf"), device=points.device).scatter_reduce(0, pix, dep, "amin")
-    winner = torch.full((total,), -1, dtype=torch.long, device=points.device)
-    on_top = dep == nearest[pix]
-    winner.scatter_reduce_(0, pix[on_top], point_id[on_top], "amax")  # ties: the larger point index
-    winner, nearest = winner.view(b, len(VIEWS), size, size), nearest.view(b, len(VIEWS), size, size)
-    winner, nearest = splat(winner, nearest)
-    return features(cube, colours, winner, nearest)
-
-
-def splat(winner: Tensor, depth: Tensor) -> tuple[Tensor, Tensor]:
-    """Each pixel takes the nearest point among itself and its 4 direct neighbours."""
-    pad_w = torch.nn.functional.pad(winner, (1, 1, 1, 1), value=-1)
-    pad_d = torch.nn.functional.pad(depth, (1, 1, 1, 1), value=float("inf"))
-    h, w = depth.shape[-2:]
-    shifts = [(1, 1), (0, 1), (2, 1), (1, 0), (1, 2)]  # self first: it wins ties
-    ws = torch.stack([pad_w[..., r : r + h, c : c + w] for r, c in shifts])
-    ds = torch.stack([pad_d[..., r : r + h, c : c + w] for r, c in shifts])
-    best = ds.argmin(0, keepdim=True)
-    return ws.gather(0, best)[0], ds.gather(0, best)[0]
-
-
-def features(cube: Tensor, colours: Tensor, winner: Tensor, depth: Tensor) -> Tensor:
-    """The 10 channels of each pixel from its winning point (zeros and depth -1 where empty)."""
+@torch.no_grad()
+def render(cube: Tensor, colours: Tensor, valid: Tensor, size: int = 224) -> Tensor:
+    """(B, N, 3) cube points with (B, N, 3) colours; `valid` (B, N) marks the points that exist.
+    Returns (B, 3 views, 10, size, size)."""
     b, n, _ = cube.shape
-    empty = winner < 0
-    index = winner.clamp(min=0).flatten(1) - torch.arange(b, device=winner.device)[:, None] * n
-    index = index.clamp(min=0)[..., None].expand(-1, -1, 3)
-    rgb, xyz = colours.float().gather(1, index), cube.gather(1, index)
-    shape = (b, *winner.shape[1:], 3)
-    rgb, xyz = rgb.view(shape), xyz.view(shape)
-    out = torch.cat([rgb, xyz, depth[..., None]], -1).permute(0, 1, 4, 2, 3)  # B, V, 7, H, W
-    out = out.masked_fill(empty[:, :, None], 0.0)
-    out[:, :, 6] = out[:, :, 6].masked_fill(empty, -1.0)
-    loc = pixel_location(winner.shape[-1], winner.device).expand(b, -1, -1, -1, -1)
-    return torch.cat([out, loc], 2)
+    views = len(VIEWS)
+    keys = winners(cube, valid, size)
+    empty = keys == EMPTY
+    scale = torch.where(valid, cube.abs().amax(-1), 0).amax(1).clamp(min=1e-6)
+    table = cube.new_zeros(6, b * n + 1)  # features by channel; the last column is what empty pixels show
+    torch.div(cube, scale[:, None, None], out=table[:3, :-1].T.view(b, n, 3))
+    table[3:, :-1] = colours.reshape(b * n, 3).T
+    # empty keys carry all index bits, so they land past the points: on the empty column
+    point = (keys & LOW).add_(torch.arange(b, device=cube.device).view(b, 1, 1, 1) * n).clamp_(max=b * n)
+    point = point.view(b, views, 1, size * size).expand(-1, -1, 6, -1)
+    out = cube.new_empty(b, views, CHANNELS, size, size)
+    out.view(b, views, CHANNELS, size * size)[:, :, :6] = table.expand(b, views, -1, -1).gather(3, point)
+    metres = (keys >> DEPTH_SHIFT).float() * (1 / DEPTH_STEPS)
+    metres.masked_fill_(empty, 0)
+    mean = metres.sum((-2, -1)) / (~empty).sum((-2, -1)).clamp(min=1)
+    torch.sub(metres, mean[..., None, None], out=out[:, :, 6])
+    out[:, :, 6].masked_fill_(empty, -1.0)
+    out[:, :, 7:] = pixel_location(size, cube.device)
+    return out
+
+
+def winners(cube: Tensor, valid: Tensor, size: int) -> Tensor:
+    """(B, 3, S, S) keys of the point each pixel shows after the splat (EMPTY where none)."""
+    b, n, _ = cube.shape
+    views = len(VIEWS)
+    u, v, d = coordinates(cube, size)
+    column, row = u.floor_(), v.floor_()  # whole pixels, exact in float32 up to 2^24
+    inside = (torch.minimum(column, row) >= 0) & (torch.maximum(column, row) < size) & valid[..., None]
+    offset = torch.arange(b * views, device=cube.device).view(b, 1, views) * (size * size)
+    slot = (row * size).add_(column).long().add_(offset)
+    dummy = b * views * size * size
+    slot.masked_fill_(~inside, dummy)
+    keys = d.mul_(DEPTH_STEPS).clamp_(0, (1 << (63 - DEPTH_SHIFT)) - 2).long().bitwise_left_shift_(DEPTH_SHIFT)
+    keys |= torch.arange(n, device=cube.device).view(1, n, 1)
+    zbuffer = torch.full((dummy + 1,), EMPTY, dtype=torch.long, device=cube.device)
+    zbuffer.scatter_reduce_(0, slot.flatten(), keys.flatten(), "amin")
+    return splat(zbuffer[:dummy].view(b, views, size, size))
+
+
+@lru_cache(maxsize=8)
+def splat_offsets(size: int) -> tuple[tuple[int, int], ...]:
+    """(row, column) offsets of the pixels whose splat covers a pixel, in RVT's loop order (columns outer)."""
+    radius = SPLAT_RADIUS * size / 2
+    reach = min(math.ceil(radius), 25)  # RVT caps its kernel at 51 x 51
+    offsets = tuple((dr, dc) for dc in range(-reach, reach + 1) for dr in range(-reach, reach + 1)
+                    if math.hypot(dr, dc) < radius)
+    if len(offsets) > 1 << (DEPTH_SHIFT - PRIORITY_SHIFT):
+        raise ValueError(f"image size {size}: too many splat candidates for the key's priority bits")
+    return offsets
+
+
+def splat(keys: Tensor) -> Tensor:
+    """RVT's splat on z-buffer keys: each pixel takes, among the pixels whose splat covers it that hold a point
+    at depth > 0, the nearest, ties to the last in `splat_offsets`; a pixel holding a depth-0 point keeps it."""
+    h, w = keys.shape[-2:]
+    offsets = splat_offsets(w)
+    reach = max(abs(d) for offset in offsets for d in offset)
+    at_zero = keys < (1 << DEPTH_SHIFT)  # a point at depth 0: it stays and never spreads
+    padded = torch.full((*keys.shape[:-2], h + 2 * reach, w + 2 * reach), EMPTY, dtype=keys.dtype,
+                        device=keys.device)
+    torch.where(at_zero, padded.new_tensor(EMPTY), keys, out=padded[..., reach : reach + h, reach : reach + w])
+    best, candidate = torch.empty_like(keys), torch.empty_like(keys)
+    for rank, (dr, dc) in enumerate(offsets):  # the priority bits make the later of equal depths smaller
+        torch.bitwise_or(padded[..., reach + dr : reach + dr + h, reach + dc : reach + dc + w],
+                         (len(offsets) - 1 - rank) << PRIORITY_SHIFT, out=candidate if rank else best)
+        if rank:
+            torch.minimum(best, candidate, out=best)
+    best &= ~PRIORITY
+    return torch.where(at_zero, keys, best)

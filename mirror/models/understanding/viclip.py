@@ -54,6 +54,7 @@ class ViCLIPConfig(UnderstandingConfig):
     frames: int = 8
     image_size: int | None = None  # None: the size's own (224 for B/16 and L/14)
     mask_ratio: float = 0.0  # share of patch tokens dropped in training (0.9 in ViCLIP pre-training)
+    drop_path: float = 0.0  # stochastic depth of the last video block (0.1 in the official training)
     temperature: float | None = 0.05  # fixed tau of the fine-tuning loss; None: the learnt `temp`
     feature: Feature = Feature.projected
     checkpoint: str | None = None  # official ViCLIP or open_clip CLIP weights (see weights.py)
@@ -73,7 +74,7 @@ class ViCLIP(nn.Module):
         self.cfg, self.spec = cfg, spec
         self.image_size = cfg.image_size or s["image"]
         self.vision_encoder = VideoEncoder(
-            self.image_size, s["patch"], s["width"], s["layers"], s["heads"], cfg.frames, s["embed"]
+            self.image_size, s["patch"], s["width"], s["layers"], s["heads"], cfg.frames, s["embed"], cfg.drop_path
         )
         self.text_encoder = TextTransformer(
             context_length=CONTEXT_LENGTH, vocab_size=VOCAB_SIZE, width=s["text_width"], heads=s["text_heads"],
@@ -94,6 +95,13 @@ class ViCLIP(nn.Module):
             self.text_encoder.requires_grad_(False)
         if cfg.temperature is not None:
             self.temp.requires_grad_(False)
+
+    @staticmethod
+    def no_weight_decay() -> set[str]:
+        """Parameters the official training exempts from weight decay (besides vectors)."""
+        return {"temp", "vision_encoder.class_embedding", "vision_encoder.positional_embedding",
+                "vision_encoder.temporal_positional_embedding", "text_encoder.token_embedding.weight",
+                "text_encoder.positional_embedding"}
 
     def param_groups(self) -> list[ParamGroup]:
         video = [p for n, p in self.named_parameters() if not n.startswith("text_encoder.") and p.requires_grad]

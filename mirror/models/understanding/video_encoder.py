@@ -1,9 +1,11 @@
 """ViCLIP's video encoder: a CLIP ViT inflated to video with joint spatio-temporal attention.
 
 Per-frame patch embedding (a 3-D convolution with temporal kernel 1), the spatial positional embedding
-shared by all frames, a temporal positional embedding [1, T, width] (zero at init), one class token,
-all T x N patch tokens attended jointly, ln_post on the class token, then `proj`. Parameter names match
-the official checkpoint's `vision_encoder.*` keys; the blocks are open_clip's.
+shared by all frames, a temporal positional embedding [1, T, width] (zero at init; a single frame gets its
+mean, as in the official code), one class token, all T x N patch tokens attended jointly, ln_post on the
+class token, then `proj`. Stochastic depth rising linearly to `drop_path` over the blocks, drawn as the
+official code draws it. Parameter names match the official checkpoint's `vision_encoder.*` keys; the blocks
+are open_clip's.
 """
 
 from __future__ import annotations
@@ -13,8 +15,25 @@ from open_clip.transformer import LayerNorm, QuickGELU, Transformer
 from torch import Tensor, nn
 
 
+class StochasticDepth(nn.Module):
+    """Drops a residual branch at random in training, rescaled by 1 / keep. The official ViCLIP runs its blocks
+    sequence-first, so timm's DropPath there draws one keep-or-drop per token position, shared by the batch;
+    so does this on batch-first tokens (B, L, W)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = 1 - self.p
+        return x * x.new_empty(1, x.shape[1], 1).bernoulli_(keep).div_(keep)
+
+
 class VideoEncoder(nn.Module):
-    def __init__(self, image_size: int, patch: int, width: int, layers: int, heads: int, frames: int, output_dim: int):
+    def __init__(self, image_size: int, patch: int, width: int, layers: int, heads: int, frames: int, output_dim: int,
+                 drop_path: float = 0.0):
         super().__init__()
         if image_size % patch:
             raise ValueError(f"image size {image_size} is not a multiple of the patch size {patch}")
@@ -27,6 +46,8 @@ class VideoEncoder(nn.Module):
         self.temporal_positional_embedding = nn.Parameter(torch.zeros(1, frames, width))
         self.ln_pre = LayerNorm(width)
         self.transformer = Transformer(width, layers, heads, act_layer=QuickGELU)
+        for block, p in zip(self.transformer.resblocks, torch.linspace(0, drop_path, layers).tolist(), strict=True):
+            block.ls_1, block.ls_2 = StochasticDepth(p), StochasticDepth(p)  # open_clip's (identity) layer scales
         self.ln_post = LayerNorm(width)
         self.proj = nn.Parameter(scale * torch.randn(width, output_dim))
 
@@ -36,14 +57,16 @@ class VideoEncoder(nn.Module):
         if t > self.frames:
             raise ValueError(f"clip of {t} frames, but the encoder has {self.frames} temporal positions")
         x = self.conv1(video).flatten(3).permute(0, 2, 3, 1)  # B, T, N, width
-        x = x + self.positional_embedding[1:] + self.temporal_positional_embedding[0, :t, None]
+        temporal = self.temporal_positional_embedding[0]
+        temporal = temporal.mean(0, keepdim=True) if t == 1 else temporal[:t]
+        x = x + self.positional_embedding[1:] + temporal[:, None]
         return x.flatten(1, 2)
 
     @staticmethod
     def keep_random(x: Tensor, ratio: float) -> Tensor:
         """Drop `ratio` of the patch tokens of each sample at random (ViCLIP's training-time masking)."""
         b, n, w = x.shape
-        keep = max(1, round(n * (1 - ratio)))
+        keep = max(1, n - int(ratio * n))
         order = torch.rand(b, n, device=x.device).argsort(dim=1)[:, :keep]
         return x.gather(1, order[..., None].expand(b, keep, w))
 

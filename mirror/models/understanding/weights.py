@@ -1,15 +1,17 @@
-"""Loading ViCLIP weights from local files: the official ViCLIP checkpoint or an open_clip CLIP checkpoint.
+"""Loading ViCLIP weights from local files: the official ViCLIP checkpoint or an open_clip / OpenAI CLIP.
 
-Official ViCLIP (`torch.load(path)["model"]`: `vision_encoder.*`, `text_encoder.*`, `temp`) must match
-every key and shape; the temporal embedding is interpolated when the clip length differs. An open_clip
-CLIP (`visual.*` and text keys) initialises both towers: the 2-D patch kernel is inflated to the video
-one, the text positions are cut to 32, and the new temporal embedding and `temp` keep their init.
+Official ViCLIP (`torch.load(path)["model"]`: `vision_encoder.*`, `text_encoder.*`, `temp`) must match every
+key and shape. A CLIP (open_clip state dict, or OpenAI's TorchScript file) initialises both towers: the 2-D
+patch kernel is inflated to the video one, the text positions are cut to 32, and the new temporal embedding
+and `temp` keep their init. As the official code adapts weights: the temporal embedding is truncated for
+fewer frames (interpolated for more), and the spatial positional embedding is resized bicubically when the
+model's image size differs. Only OpenAI's CLIP was trained with QuickGELU like ViCLIP's towers; other CLIP
+weights (e.g. LAION's, trained with GELU) load with a warning.
 """
 
 from __future__ import annotations
 
 import logging
-import pickle
 from pathlib import Path
 
 import torch
@@ -17,40 +19,37 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mirror.errors import MirrorError
+from mirror.models.weights import is_torchscript, read_state_dict
 
 log = logging.getLogger(__name__)
 
 # Parameters a CLIP image-text model does not have; they keep their ViCLIP initialisation.
 NEW_IN_VICLIP = {"vision_encoder.temporal_positional_embedding", "temp"}
-UNUSED_FROM_CLIP = {"logit_scale"}
+UNUSED_FROM_CLIP = {"logit_scale", "input_resolution", "context_length", "vocab_size"}
+SPATIAL = "vision_encoder.positional_embedding"
+TEMPORAL = "vision_encoder.temporal_positional_embedding"
 
 
-def read_state_dict(path: str | Path) -> dict[str, Tensor]:
-    """The tensors of a checkpoint file (`weights_only`), unwrapped from `model` / `state_dict` keys."""
-    path = Path(path)
-    if not path.is_file():
-        raise MirrorError(f"weights file not found: {path}")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
-        raise MirrorError(f"{path}: cannot read weights ({str(err).splitlines()[0]})") from None
-    for key in ("model", "state_dict"):
-        if isinstance(data, dict) and isinstance(data.get(key), dict):
-            data = data[key]
-    if not isinstance(data, dict) or not all(isinstance(v, Tensor) for v in data.values()):
-        raise MirrorError(f"{path}: not a state dict of tensors")
-    return {k.removeprefix("module."): v for k, v in data.items()}
-
-
-def interpolate_temporal(embedding: Tensor, frames: int) -> Tensor:
-    """[1, T, W] temporal embedding resampled linearly to `frames` positions."""
-    if embedding.shape[1] == frames:
-        return embedding
+def fit_temporal(embedding: Tensor, frames: int) -> Tensor:
+    """[1, T, W] temporal embedding for `frames` positions: the first ones when fewer (as the official code
+    keeps them), linearly resampled when more."""
+    if embedding.shape[1] >= frames:
+        return embedding[:, :frames]
     return F.interpolate(embedding.transpose(1, 2), size=frames, mode="linear", align_corners=False).transpose(1, 2)
 
 
+def fit_spatial(embedding: Tensor, tokens: int) -> Tensor:
+    """[1 + g^2, W] positional embedding (class position first) resized bicubically to `tokens` positions."""
+    if embedding.shape[0] == tokens:
+        return embedding
+    old, new = round((embedding.shape[0] - 1) ** 0.5), round((tokens - 1) ** 0.5)
+    grid = embedding[1:].reshape(1, old, old, -1).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, size=(new, new), mode="bicubic", align_corners=False)
+    return torch.cat([embedding[:1], grid.permute(0, 2, 3, 1).flatten(0, 2)])
+
+
 def from_open_clip(state: dict[str, Tensor], context_length: int) -> dict[str, Tensor]:
-    """Rename an open_clip CLIP state dict to ViCLIP's keys and shapes."""
+    """Rename an open_clip / OpenAI CLIP state dict to ViCLIP's keys and shapes."""
     out = {}
     for key, value in state.items():
         if key in UNUSED_FROM_CLIP:
@@ -68,21 +67,25 @@ def from_open_clip(state: dict[str, Tensor], context_length: int) -> dict[str, T
 
 
 def load_pretrained(model: nn.Module, path: str | Path) -> None:
-    """Load official ViCLIP or open_clip CLIP weights into `model` (a ViCLIP); one-line error on mismatch."""
+    """Load official ViCLIP or CLIP weights into `model` (a ViCLIP); one-line error on mismatch."""
     state = read_state_dict(path)
     own = {k: v for k, v in model.state_dict().items() if not k.startswith("recognition")}
     if any(k.startswith("visual.") for k in state):
         state = from_open_clip(state, model.text_encoder.positional_embedding.shape[0])
         expected_missing = NEW_IN_VICLIP
-        kind = "open_clip CLIP"
+        kind = "CLIP"
+        if not is_torchscript(path):
+            log.warning("%s: CLIP weights load into ViCLIP's QuickGELU towers; unless they are OpenAI's, they were "
+                        "trained with GELU and their features will be off", path)
     elif any(k.startswith("vision_encoder.") for k in state):
-        key = "vision_encoder.temporal_positional_embedding"
-        if key in state:
-            state[key] = interpolate_temporal(state[key], own[key].shape[1])
+        if TEMPORAL in state:
+            state[TEMPORAL] = fit_temporal(state[TEMPORAL], own[TEMPORAL].shape[1])
         expected_missing = set()
         kind = "ViCLIP"
     else:
-        raise MirrorError(f"{path}: neither ViCLIP (vision_encoder.*) nor open_clip CLIP (visual.*) weights")
+        raise MirrorError(f"{path}: neither ViCLIP (vision_encoder.*) nor CLIP (visual.*) weights")
+    if SPATIAL in state:
+        state[SPATIAL] = fit_spatial(state[SPATIAL], own[SPATIAL].shape[0])
     missing = sorted(set(own) - set(state) - expected_missing)
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
