@@ -2,6 +2,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from mirror.cli import main
 
@@ -10,6 +11,9 @@ TOY = str(ROOT / "tests" / "configs" / "toy.yaml")
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 os.environ.setdefault("WANDB_SILENT", "true")
+# One thread, as `mirror train` uses beside a loader worker on 2 cores: with two, every parallel op waits for a
+# thread that another process (the suite's own subprocesses, a job beside it) has taken off the core.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
