@@ -105,7 +105,7 @@ class LogLines(ProgressBar):
         if not self._enabled:
             return
         bar = trainer.progress_bar_metrics
-        shown = {k: v for k, v in trainer.callback_metrics.items() if k not in bar and not k.startswith("lr-")}
+        shown = {k: v for k, v in trainer.callback_metrics.items() if k not in bar and not k.startswith(("lr-", "lr/"))}
         values = " | ".join(f"{k} {_number(v)}" for k, v in sorted(shown.items()))
         print(f"validation at step {trainer.global_step} ({took:.1f} s) | {values}", flush=True)
 

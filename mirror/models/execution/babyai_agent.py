@@ -48,9 +48,13 @@ def vocabulary(instructions: list[str]) -> list[str]:
 
 
 class CrossAttention(nn.Module):
-    """Multi-head attention of queries (instruction words, width `dim`) over keys (view cells, width
-    `kv_dim`) in a `kv_dim`-wide inner space; cheaper than `nn.MultiheadAttention`, whose packed
-    key-value projection copies dominate at these sizes."""
+    """Multi-head attention of instruction words (width `dim`) over view cells (width `kv_dim`, projected
+    to `kv_dim` inside), averaged over each instruction's words and projected back to `dim`.
+
+    Computed in an equivalent, cheaper order, since a view has 49 cells but an instruction only a few words:
+    each word's query is carried through the key projection once per instruction (the key bias only shifts
+    every score of a query alike, which the softmax ignores), and the word average is taken before the value
+    and output projections (both linear). The parameters are those of plain attention (q, k, v, out)."""
 
     def __init__(self, dim: int, kv_dim: int, heads: int):
         super().__init__()
@@ -58,12 +62,20 @@ class CrossAttention(nn.Module):
         self.q, self.k, self.v = nn.Linear(dim, kv_dim), nn.Linear(kv_dim, kv_dim), nn.Linear(kv_dim, kv_dim)
         self.out = nn.Linear(kv_dim, dim)
 
-    def forward(self, queries: Tensor, keys: Tensor) -> Tensor:
-        def split(x: Tensor) -> Tensor:
-            return x.unflatten(-1, (self.heads, -1)).transpose(1, 2)
-
-        attended = F.scaled_dot_product_attention(split(self.q(queries)), split(self.k(keys)), split(self.v(keys)))
-        return self.out(attended.transpose(1, 2).flatten(2))
+    def forward(self, words: Tensor, keep: Tensor, cells: Tensor, index: Tensor | None = None) -> Tensor:
+        """words (N, L, dim) with `keep` (N, L) marking real words; cells (V, C, kv_dim); view v is read by
+        instruction `index[v]` (by instruction v without `index`). Returns (V, dim)."""
+        h = self.heads
+        q = self.q(words).unflatten(-1, (h, -1))  # N, L, H, d
+        scale = q.shape[-1] ** -0.5
+        queries = torch.einsum("nlhd,hdc->nhlc", q, self.k.weight.unflatten(0, (h, -1))) * scale  # N, H, L, kv
+        weights = keep.float() / keep.sum(1, keepdim=True)  # N, L
+        if index is not None:
+            queries, weights = queries[index], weights[index]
+        attention = (queries.flatten(1, 2) @ cells.transpose(1, 2)).softmax(-1).unflatten(1, (h, -1))  # V, H, L, C
+        mixed = torch.einsum("vhlc,vl->vhc", attention, weights) @ cells  # V, H, kv: word-averaged cell mixtures
+        values = torch.einsum("vhc,hdc->vhd", mixed, self.v.weight.unflatten(0, (h, -1))) + self.v.bias.view(h, -1)
+        return self.out(values.flatten(1))
 
 
 class ResidualBlock(nn.Module):
@@ -137,12 +149,14 @@ class BabyAIAgent(nn.Module):
         x = self.cnn(cells.permute(0, 3, 1, 2)).flatten(2).transpose(1, 2) + self.cell_position
         return x + self.direction(directions.long()).unsqueeze(1)
 
-    def fuse(self, words: Tensor, pad: Tensor, sentence: Tensor, views: Tensor) -> Tensor:
+    def fuse(self, words: Tensor, pad: Tensor, sentence: Tensor, views: Tensor, index: Tensor | None = None
+             ) -> Tensor:
         """Language attends to vision (each step's instruction words query its view's cells), plus the
-        sentence and a summary of the whole view's layout (walls and obstacles matter whatever the goal)."""
-        attended = self.attend(words, views)
-        keep = (~pad).unsqueeze(-1).float()
-        return self.fuse_norm((attended * keep).sum(1) / keep.sum(1) + sentence + self.layout(views))
+        sentence and a summary of the whole view's layout (walls and obstacles matter whatever the goal).
+        View v belongs to instruction `index[v]` (to instruction v without `index`)."""
+        attended = self.attend(words, ~pad, views, index)
+        sentence = sentence if index is None else sentence[index]
+        return self.fuse_norm(attended + sentence + self.layout(views))
 
     def forward(self, inputs: dict, task: bool) -> BranchOutput:
         """inputs: `images` (B, T, 7, 7, 3), `directions`, `actions`, `mask` (B, T) and `instruction` (B,).
@@ -158,7 +172,7 @@ class BabyAIAgent(nn.Module):
         episode = torch.arange(b, device=mask.device)[:, None].expand(b, t)[mask]
         views = self.encode_views(inputs["images"][mask], inputs["directions"][mask])
         fused = views.new_zeros(b, t, self.cfg.dim)
-        fused[mask] = self.fuse(words[episode], pad[episode], sentence[episode], views)
+        fused[mask] = self.fuse(words, pad, sentence, views, episode)
         lengths = mask.sum(1)
         packed = pack_padded_sequence(fused, lengths.cpu(), batch_first=True, enforce_sorted=False)
         memory = pad_packed_sequence(self.memory(packed)[0], batch_first=True, total_length=t)[0]
