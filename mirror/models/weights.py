@@ -2,7 +2,7 @@
 
 A file is read with `torch.load(weights_only=True)`. OpenAI's CLIP files (`RN50.pt`, `ViT-B-16.pt`) are
 TorchScript archives and are read with `torch.jit.load`. Training checkpoints that also pickle other objects
-(an LR scheduler, a config) are read by standing a harmless placeholder in for every class they name, so only
+(an LR scheduler, a config) are read by standing a harmless stand-in for every class they name, so only
 their tensors come back. The state dict is unwrapped from `model`, `model_state` or `state_dict` keys and a
 DDP `module.` prefix is dropped.
 """
@@ -25,7 +25,7 @@ CONTAINERS = {"builtins.dict": dict, "builtins.list": list, "builtins.tuple": tu
               "collections.OrderedDict": OrderedDict, "collections.defaultdict": defaultdict}
 
 
-class Placeholder:
+class StandIn:
     """Stands in for any class a checkpoint names besides tensors and containers; keeps nothing."""
 
     def __init__(self, *args, **kwargs) -> None:
@@ -52,7 +52,7 @@ def _load(path: Path) -> object:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-        stand_ins = [(CONTAINERS.get(name, Placeholder), name) for name in names]
+        stand_ins = [(CONTAINERS.get(name, StandIn), name) for name in names]
         with torch.serialization.safe_globals(stand_ins):
             return torch.load(path, map_location="cpu", weights_only=True)
 
