@@ -2,7 +2,7 @@
 
 A file is read with `torch.load(weights_only=True)`. OpenAI's CLIP files (`RN50.pt`, `ViT-B-16.pt`) are
 TorchScript archives and are read with `torch.jit.load`. Training checkpoints that also pickle other objects
-(an LR scheduler, a config) are read by standing a harmless stand-in for every class they name, so only
+(an LR scheduler, a config) are read with a harmless stand-in for every class they name, so only
 their tensors come back. The state dict is unwrapped from `model`, `model_state` or `state_dict` keys and a
 DDP `module.` prefix is dropped.
 """
