@@ -63,7 +63,7 @@ def setup(payload: bytes):
     from mirror.data.seeds import episode_seed
     from mirror.envs.metaworld import MetaWorldEnv
 
-    return MetaWorldEnv(lambda task, i: episode_seed(0, "rollout", i), {TASK: "open the drawer"},
+    return MetaWorldEnv(lambda task, i, repeat: episode_seed(0, "rollout", i), {TASK: "open the drawer"},
                         max_keyframes=KEYFRAMES)
 
 

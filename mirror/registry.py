@@ -26,6 +26,7 @@ BUILTIN: dict[str, dict[str, str]] = {
     "data": {
         "babyai": "mirror.data.babyai.datamodule:BabyAIData",
         "rlbench": "mirror.data.rlbench.datamodule:RLBenchData",
+        "metaworld": "mirror.data.metaworld.datamodule:MetaWorldData",
     },
 }
 

@@ -1,8 +1,8 @@
 """Rollouts of a keyframe policy (ARP) in a simulator, one simulator per worker process, for any benchmark.
 
 A worker builds the policy from the packed weights (on its GPU when there is one) and its own simulator
-(the benchmark's `make_env(cfg)`, whose `run_episode(task, index, policy)` plays one episode); a job is one
-episode, so a segfault or a hang past `data.rollout_timeout` costs one episode, recorded as an error, and a
+(the benchmark's `make_env(cfg)`, whose `run_episode(task, index, policy, repeat)` plays one episode); a job is
+one episode, so a segfault or a hang past `data.rollout_timeout` costs one episode, recorded as an error, and a
 fresh worker takes over.
 """
 
@@ -58,9 +58,9 @@ def setup(make_env: MakeEnv, payload: bytes) -> Worker:
     return _worker
 
 
-def run(worker: Worker, job: tuple[str, int]) -> EpisodeResult:
-    task, index = job
-    return worker.env.run_episode(task, index, worker.policy)
+def run(worker: Worker, job: tuple[str, int, int]) -> EpisodeResult:
+    task, index, repeat = job
+    return worker.env.run_episode(task, index, worker.policy, repeat)
 
 
 class KeyframeRollouts:
@@ -85,7 +85,8 @@ class KeyframeRollouts:
             d = self.cfg.data
             self.pool = RolloutPool(d.rollout_workers, partial(setup, type(self).make_env), run,
                                     timeout=d.rollout_timeout)
-        outcomes = self.pool.map(pack(self.cfg, self.spec, module.execution), episodes)
+        jobs = [(task, i, repeat) for task, i in episodes]
+        outcomes = self.pool.map(pack(self.cfg, self.spec, module.execution), jobs)
         return [EpisodeResult.lost(task, i, o.kind, o.detail) if isinstance(o, JobError) else o
                 for (task, i), o in zip(episodes, outcomes, strict=True)]
 

@@ -286,10 +286,10 @@ Policy = Callable[[dict, str], np.ndarray]  # (observation inputs, instruction) 
 
 
 class MetaWorldEnv:
-    """Rollouts of a keyframe policy: episode i of a task starts from the seed `seeds(task, i)`, the policy
-    acts for at most `max_keyframes` key poses (or until the task's 500-step horizon)."""
+    """Rollouts of a keyframe policy: episode i of a task in repeat r starts from the seed `seeds(task, i, r)`,
+    the policy acts for at most `max_keyframes` key poses (or until the task's 500-step horizon)."""
 
-    def __init__(self, seeds: Callable[[str, int], int], instructions: dict[str, str],
+    def __init__(self, seeds: Callable[[str, int, int], int], instructions: dict[str, str],
                  cameras: tuple[str, ...] = CAMERAS, size: int = IMAGE_SIZE, max_keyframes: int = MAX_KEYFRAMES):
         self.seeds, self.instructions = seeds, instructions
         self.camera_names, self.size, self.max_keyframes = cameras, size, max_keyframes
@@ -300,9 +300,9 @@ class MetaWorldEnv:
             self.scenes[task] = Scene(task, self.camera_names, self.size)
         return self.scenes[task]
 
-    def run_episode(self, task: str, index: int, policy: Policy) -> EpisodeResult:
+    def run_episode(self, task: str, index: int, policy: Policy, repeat: int = 0) -> EpisodeResult:
         scene = self.scene(task)
-        scene.reset(self.seeds(task, index))
+        scene.reset(self.seeds(task, index, repeat))
         keyframes = 0
         while keyframes < self.max_keyframes and not scene.success and scene.budget > 0:
             action = policy(scene.inputs(), self.instructions[task])

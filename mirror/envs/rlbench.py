@@ -104,8 +104,9 @@ class RLBenchEnv:
             self._tasks[name] = self.env.get_task(task_class(name))
         return self._tasks[name]
 
-    def run_episode(self, name: str, index: int, policy: Policy) -> EpisodeResult:
-        """Test episode `index` of task `name` under `policy`; simulator errors end it as a failure."""
+    def run_episode(self, name: str, index: int, policy: Policy, repeat: int = 0) -> EpisodeResult:
+        """Test episode `index` of task `name` under `policy`; simulator errors end it as a failure. Every
+        repeat restores the same stored scene (the planner's randomness varies the outcome)."""
         task = self.task(name)
         task.set_variation(-1)
         # Only the scene's random state is needed: image_paths skips decoding the demo's images and point clouds.

@@ -44,13 +44,17 @@ def validate(cfg, datamodule, module) -> dict[str, float]:
     return {k: float(v) for k, v in trainer.validate(module, datamodule=datamodule, verbose=False)[0].items()}
 
 
-def rollouts(runner, module, plan: Rollouts) -> list[list]:
-    """Every repeat's per-episode results."""
+def choose_tasks(runner, plan: Rollouts) -> None:
+    """Restrict the runner to the planned tasks (all by default); unknown ones fail before anything runs."""
     if plan.tasks and plan.tasks != ["all"]:
         unknown = [t for t in plan.tasks if t not in runner.tasks]
         if unknown:
             raise ConfigError(f"--tasks: {unknown} not among the data's tasks {runner.tasks}")
         runner.tasks = list(plan.tasks)
+
+
+def rollouts(runner, module, plan: Rollouts) -> list[list]:
+    """Every repeat's per-episode results."""
     episodes = runner.episodes(final=True, count=plan.episodes)
     try:
         return [runner.run(module, episodes, repeat=r) for r in tqdm(range(plan.repeats), desc="evaluations")]
@@ -75,10 +79,13 @@ def evaluate(ckpt: str | Path | None, overrides: Sequence[str] = (), config: str
         raise ConfigError("give --ckpt CKPT, or an experiment config to evaluate its models zero-shot")
     out = run / "eval" / name
     module.eval()
-    report: dict = {"checkpoint": str(ckpt) if ckpt else None, "metrics": validate(cfg, datamodule, module)}
-    runner = datamodule.rollout_runner() if module.execution is not None else None
     plan = plan or Rollouts()
-    if runner is not None and plan.repeats > 0 and (plan.episodes is None or plan.episodes > 0):
+    runner = datamodule.rollout_runner() if module.execution is not None else None
+    rolls = runner is not None and plan.repeats > 0 and (plan.episodes is None or plan.episodes > 0)
+    if rolls:
+        choose_tasks(runner, plan)
+    report: dict = {"checkpoint": str(ckpt) if ckpt else None, "metrics": validate(cfg, datamodule, module)}
+    if rolls:
         results = rollouts(runner, module, plan)
         stats = tables.write(results, runner.tasks, cfg.run.name, out)
         report["success"] = {task: {"mean": m, "std": s} for task, (m, s) in stats.items()}

@@ -3,7 +3,8 @@
 - Table 1: action recognition top-1 (%) per task (validation metric `val/u/recognition/<task>`);
 - Table 2: success (%) per task, mean +- std over evaluation repeats (`mirror eval`, or the last rollouts);
 - Table 3: the ablation grid, positives x temperature, each cell "AU / EE" (mean recognition / success);
-- seeds: runs named `<name>-seed<N>` grouped, every summary metric as mean +- std (BabyAI summaries).
+- seeds: runs named `<name>-seed<N>` grouped, every summary metric as mean +- std: a run's `summary.json`
+  (BabyAI), or else its success per task and on average, recognition top-1 and alignment Recall@1.
 
 A run contributes whatever it has: the newest `eval/*/metrics.json`, else its last validation record
 (`validation/step*.json`, written during training), and `summary.json` when present.
@@ -63,7 +64,20 @@ def read_run(path: str | Path) -> RunRecord:
     if (path / "summary.json").is_file():
         rows = json.loads((path / "summary.json").read_text())["summary"]
         record.summary = {name: v for name, v, _ in rows if v is not None}
+    else:
+        record.summary = headline(record)
     return record
+
+
+def headline(record: RunRecord) -> dict[str, float]:
+    """What a run without a summary of its own is compared by over seeds: success (mean over tasks, then per
+    task), recognition top-1 and alignment Recall@1 on the validation data."""
+    out = {f"success rate {'mean' if task == 'avg' else task} (%)": mean
+           for task, (mean, _) in sorted(record.success.items(), key=lambda item: item[0] != "avg")}
+    for key, name in (("val/u/recognition", "recognition top-1 (val)"), ("val/align/recall1", "alignment Recall@1 (val)")):
+        if key in record.metrics:
+            out[name] = record.metrics[key]
+    return out
 
 
 def recognition(record: RunRecord) -> dict[str, float]:

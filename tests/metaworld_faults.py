@@ -1,0 +1,31 @@
+"""A Meta-World rollout runner whose simulator fails on chosen episodes, for the worker-fault test: episode
+`CRASH` kills its worker process (as a segfaulting simulator would), episode `HANG` never returns; every other
+episode runs in real MuJoCo. Top-level names, as spawned workers import them."""
+
+import os
+import time
+
+from mirror.envs.metaworld_rollouts import MetaWorldRollouts
+from mirror.envs.metaworld_rollouts import make_env as real_env
+
+CRASH, HANG = 1, 2
+
+
+class FaultyEnv:
+    def __init__(self, env):
+        self.env = env
+
+    def run_episode(self, task: str, index: int, policy, repeat: int = 0):
+        if index == CRASH:
+            os.abort()
+        if index == HANG:
+            time.sleep(3600)
+        return self.env.run_episode(task, index, policy, repeat)
+
+
+def make_env(cfg):
+    return FaultyEnv(real_env(cfg))
+
+
+class FaultyRollouts(MetaWorldRollouts):
+    make_env = staticmethod(make_env)

@@ -1,0 +1,98 @@
+"""configs/metaworld/mirror.yaml in miniature on real MuJoCo: demos built by the data module, a joint run
+rolling out in simulator worker processes, `mirror eval`'s table, `mirror report`, worker faults, bad input."""
+
+import csv
+import json
+
+from mirror.config import load_config
+from mirror.data.metaworld.demos import episode_seed_of
+from mirror.envs.metaworld_rollouts import make_env
+from mirror.models.execution.arp import ARP
+from mirror.models.protocol import DataSpec
+from tests.conftest import ROOT
+from tests.metaworld_faults import CRASH, HANG, FaultyRollouts
+from tests.test_rlbench_eval import Holder
+
+MIRROR_YAML = ROOT / "configs/metaworld/mirror.yaml"
+TASK = "reach-v3"
+
+
+def tiny(tmp_path, name: str) -> list[str]:
+    """One task, 2 + 1 demonstrations at 32 px, tiny models; 2 training steps, then 2 rollouts of 2 key poses."""
+    return [f"data.tasks=[{TASK}]", "data.episodes=2", "data.val_episodes=1", f"data.cache={tmp_path / 'demos'}",
+            "data.image_size=32", "data.clip_pool=4", "data.demo_workers=1", "data.batch_size=2",
+            "data.val_batch_size=2", "data.num_workers=0", "data.rollout_episodes=2", "data.rollout_max_steps=2",
+            "data.rollout_workers=2", "understanding.image_size=28", "execution.image_size=56",
+            "trainer.max_steps=2", "trainer.val_every=2", "trainer.ckpt_every=2", "trainer.sanity_val_steps=0",
+            "optim.warmup_steps=1", "logger=csv", f"run.root={tmp_path}", f"run.name={name}",
+            "trainer.progress_bar=false"]
+
+
+def test_tiny_joint_run_rolls_out_in_mujoco_then_eval_and_report_write_the_tables(cli, tmp_path):
+    code, _, err = cli("train", str(MIRROR_YAML), *tiny(tmp_path, "tiny"))
+    assert code == 0, err
+    run = tmp_path / "tiny"
+    record = json.loads((run / "validation" / "step0000002.json").read_text())
+    for key in (f"val/u/recognition/{TASK}", "val/align/recall1", "val/e/trans_err_cm", f"rollout/success/{TASK}"):
+        assert key in record, key
+    assert record["rollout/episodes"] == 2 and record["rollout/errors"] == 0
+    with open(run / "rollouts" / "step0000002.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["task"], r["index"], r["error"]) for r in rows] == [(TASK, "0", ""), (TASK, "1", "")]
+    assert all(r["success"] == "True" or r["length"] == "2" for r in rows)  # played to the key-pose limit
+
+    code, out, err = cli("eval", "--ckpt", str(run / "checkpoints" / "last.ckpt"), "--tasks", "all", "--episodes",
+                         "2", "--repeats", "2")
+    assert code == 0, err
+    folder = run / "eval" / "last"
+    table = (folder / "table.md").read_text().splitlines()
+    assert table[0] == f"| Method | Avg. Success | {TASK} |" and table[2].startswith("| tiny | ")
+    assert table[-1] == "Episodes lost to errors: none"
+    with open(folder / "episodes.csv") as f:
+        episodes = list(csv.DictReader(f))
+    assert sorted((e["repeat"], e["index"]) for e in episodes) == [("0", "0"), ("0", "1"), ("1", "0"), ("1", "1")]
+    report = json.loads((folder / "metrics.json").read_text())
+    assert report["repeats"] == 2 and set(report["success"]) == {TASK, "avg"} and report["errors"] == {}
+
+    cfg = load_config(MIRROR_YAML, tiny(tmp_path, "tiny"))
+    seeds = make_env(cfg).seeds
+    rollout = {seeds(TASK, i, r) for i in range(2) for r in range(2)}  # each repeat plays fresh scenes
+    demos = {episode_seed_of(folder) for folder in (tmp_path / "demos").glob(f"*/{TASK}/episode*")}
+    assert len(rollout) == 4 and len(demos) == 3 and not rollout & demos
+
+    code, out, err = cli("report", str(run), "--out", str(tmp_path / "report"))
+    assert code == 0, err
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert f"| Method | Avg. Success | {TASK} |" in text and "| tiny |" in text and "Table 1" in text
+    assert "| success rate mean (%) |" in text and "| alignment Recall@1 (val) |" in text
+
+
+def test_a_simulator_worker_that_dies_or_hangs_costs_one_episode(tmp_path):
+    cfg = load_config(MIRROR_YAML, [*tiny(tmp_path, "unused"), "data.rollout_timeout=20"])
+    spec = DataSpec(["reach the goal"], [TASK])
+    runner = FaultyRollouts(cfg, spec)
+    episodes = [(TASK, i) for i in range(5)]
+    try:
+        results = runner.run(Holder(ARP(cfg.execution, spec)), episodes)
+    finally:
+        runner.close()
+    assert [(r.task, r.index) for r in results] == episodes
+    assert results[CRASH].error == "crash" and "exited with code" in results[CRASH].detail
+    assert results[HANG].error == "timeout" and "no result within 20 s" in results[HANG].detail
+    played = [r for i, r in enumerate(results) if i not in (CRASH, HANG)]
+    assert all(r.error is None and (r.success or r.length == 2) for r in played)
+
+
+def test_bad_task_names_and_paths_are_one_line_errors_before_anything_is_written(cli, tmp_path):
+    def fails(*overrides: str) -> str:
+        code, _, err = cli("train", str(MIRROR_YAML), *tiny(tmp_path, "bad"), *overrides)
+        assert code == 2 and err.count("\n") == 1, err
+        return err
+
+    err = fails("data.tasks=[reach-v9]")
+    assert "data.tasks: unknown Meta-World task 'reach-v9' (did you mean 'reach-v3'?)" in err
+    assert "data.rollout_tasks: unknown Meta-World task 'drawer-opn-v3'" in fails("data.rollout_tasks=[drawer-opn-v3]")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert f"data.cache: cannot create folder {blocker}" in fails(f"data.cache={blocker}")
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "demos").exists()
