@@ -74,7 +74,8 @@ def headline(record: RunRecord) -> dict[str, float]:
     task), recognition top-1 and alignment Recall@1 on the validation data."""
     out = {f"success rate {'mean' if task == 'avg' else task} (%)": mean
            for task, (mean, _) in sorted(record.success.items(), key=lambda item: item[0] != "avg")}
-    for key, name in (("val/u/recognition", "recognition top-1 (val)"), ("val/align/recall1", "alignment Recall@1 (val)")):
+    names = {"val/u/recognition": "recognition top-1 (val)", "val/align/recall1": "alignment Recall@1 (val)"}
+    for key, name in names.items():
         if key in record.metrics:
             out[name] = record.metrics[key]
     return out
