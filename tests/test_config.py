@@ -85,3 +85,9 @@ def test_switching_a_model_voids_its_earlier_keys():
     assert arp.execution.name == "arp" and arp.execution.lr_per_sample  # the rest of mirror.yaml still applies
     with pytest.raises(ConfigError, match="unknown key 'understanding.width'"):
         load_config(ROOT / "configs/rlbench/viclip.yaml", ["understanding.width=3"])
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*/*.yaml")), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_shipped_config_loads_and_passes_its_checks(path):
+    cfg = load_config(path)
+    assert cfg.data.name == path.parent.name
