@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CONFIG ?= configs/babyai/mirror.yaml
 ARGS ?=
 
-.PHONY: train test test-all bench lint clean
+.PHONY: train test bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,9 +20,6 @@ train: $(STAMP)
 # pytest exits 5 when it collects no tests; that is not a failure.
 test: $(STAMP)
 	$(BIN)/pytest -q $(ARGS) || [ $$? -eq 5 ]
-
-test-all: $(STAMP)
-	$(BIN)/pytest -q -m "" $(ARGS) || [ $$? -eq 5 ]
 
 bench: $(STAMP)
 	for f in bench/*.py; do $(BIN)/python $$f || exit 1; done

@@ -3,11 +3,13 @@ training with rollouts at each validation, and the final report, on the machine 
 
 Prints one JSON line: the wall time of each phase and in all, the policy's success per task and on average
 at the last validation, recognition top-1 and alignment Recall@1, each beside its goal (45 min, 70%) as a ratio.
-    python bench/metaworld_e2e.py [KEY=VALUE ...]     (overrides go to the run, e.g. seed=1)
+    python bench/metaworld_e2e.py [--root DIR --name NAME] [KEY=VALUE ...]   (overrides go to the run, e.g. seed=1)
+The run and its fresh demonstrations (`DIR/demos`) are kept under --root when it is given.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -24,12 +26,13 @@ CONFIG = ROOT / "configs" / "metaworld" / "mirror.yaml"
 GOAL_WALL_S, GOAL_SUCCESS = 45 * 60, 0.70
 
 
-def main(overrides: list[str]) -> None:
+def main(root: str | None, name: str, overrides: list[str]) -> None:
     with TemporaryDirectory() as tmp:
-        run = Path(tmp) / "e2e"
+        root = root or tmp
+        run = Path(root) / name
         start = time.perf_counter()
-        subprocess.run([str(Path(sys.executable).parent / "mirror"), "train", str(CONFIG), f"run.root={tmp}", "run.name=e2e",
-                        f"data.cache={tmp}/demos", "logger=csv", *overrides], check=True)
+        subprocess.run([str(Path(sys.executable).parent / "mirror"), "train", str(CONFIG), f"run.root={root}",
+                        f"run.name={name}", f"data.cache={root}/demos", "logger=csv", *overrides], check=True)
         wall = time.perf_counter() - start
         phases = json.loads((run / "phases.json").read_text())[-1]
         record = read_run(run)
@@ -45,4 +48,8 @@ def main(overrides: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", help="keep the run and its demonstrations here (default: a temporary folder)")
+    parser.add_argument("--name", default="e2e")
+    args, overrides = parser.parse_known_args()
+    main(args.root, args.name, overrides)
