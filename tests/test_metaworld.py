@@ -99,6 +99,7 @@ def test_demos_are_deterministic_by_seed_disjoint_by_split_and_kept_when_current
     assert len({*seeds.values(), episode_seed(0, "rollout", 0)}) == 3
     info = meta["train"]["info"]
     assert info["descriptions"][0] == "reach the goal" and info["keyframes"][-1] == info["length"] - 1
+    assert all(sample["pose"][3:] == [0.0, 0.0, 0.0, 1.0] for sample in info["samples"])  # see Scene.pose
     rgb = tmp_path / "a" / "train" / "reach-v3" / "episode0" / "rgb.npy"
     stamp = rgb.stat().st_mtime_ns
     generate(tmp_path / "a", ["reach-v3"], counts, request, workers=1)

@@ -176,9 +176,10 @@ class Scene:
         return np.array([float(self.gripper_open), *self.fingers()], dtype=np.float32)
 
     def pose(self) -> list[float]:
-        """The hand's position and orientation (xyzw; fixed in Meta-World)."""
-        w, x, y, z = self.data.body("hand").xquat
-        return [*(float(v) for v in self.hand()), float(x), float(y), float(z), float(w)]
+        """The hand's position and, as its orientation, the identity quaternion (xyzw). Meta-World holds the hand
+        at a quarter turn about y: ARP's xyz Euler bins are singular there, and the hand's contact wobble of a
+        degree would scatter roll and yaw over the whole circle, a target no policy can learn and none needs."""
+        return [*(float(v) for v in self.hand()), 0.0, 0.0, 0.0, 1.0]
 
     def inputs(self) -> dict[str, np.ndarray]:
         """The execution model's inputs: RGB, world points and proprioception (as from the cache)."""

@@ -41,6 +41,9 @@ def instructions() -> dict[str, list[str]]:
     return yaml.safe_load(INSTRUCTIONS.read_text())
 
 
+SAMPLES_VERSION = 2  # 2: the orientation target is the identity (see `Scene.pose`)
+
+
 @dataclass(frozen=True)
 class Request:
     """What a demonstration episode is made from; a cached episode made from another request is rewritten."""
@@ -52,7 +55,7 @@ class Request:
 
     def fingerprint(self) -> dict:
         return {**asdict(self), "cameras": list(self.cameras), "metaworld": version("metaworld"),
-                "mujoco": version("mujoco")}
+                "mujoco": version("mujoco"), "samples": SAMPLES_VERSION}
 
 
 def demo_samples(pose: np.ndarray, fingers: np.ndarray, keys: list[int], closed: list[bool]) -> list[Sample]:
