@@ -14,7 +14,6 @@ import json
 import sys
 import tempfile
 import time
-from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -59,13 +58,10 @@ def demo_rates(workers: int) -> tuple[float, float]:
     return steady, max(0.0, times[0] - DEMOS[0] / steady)
 
 
-def setup(workers: int, payload: bytes):
-    """Worker side: a Meta-World environment whose rollout seeds are the rollout split's, rendering on its share
-    of the cores, as a rollout worker of training does."""
+def setup(payload: bytes):
+    """Worker side: a Meta-World environment whose rollout seeds are the rollout split's."""
     from mirror.data.seeds import episode_seed
-    from mirror.envs.metaworld import MetaWorldEnv, share_render_cores
-
-    share_render_cores(workers)
+    from mirror.envs.metaworld import MetaWorldEnv
 
     return MetaWorldEnv(lambda task, i, repeat: episode_seed(0, "rollout", i), {TASK: "open the drawer"},
                         max_keyframes=KEYFRAMES)
@@ -86,7 +82,7 @@ def run(env, job: tuple[str, int]):
 def rollout_rate(workers: int) -> float:
     from mirror.envs.workers import RolloutPool
 
-    pool = RolloutPool(workers, partial(setup, workers), run)
+    pool = RolloutPool(workers, setup, run)
     try:
         pool.map(b"", [(TASK, i) for i in range(workers)])  # start the workers and their scenes
         start = time.perf_counter()

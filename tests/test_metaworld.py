@@ -1,7 +1,6 @@
 """Meta-World on real MuJoCo: rendering and world points, keyframes, keyframe replay, demos, errors."""
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ from mirror.data.keyframes.points import world_points
 from mirror.data.metaworld.demos import Request, generate, record
 from mirror.data.metaworld.keyframes import keyframes
 from mirror.data.seeds import episode_seed
-from mirror.envs.metaworld import CAMERAS, Scene, replay, share_render_cores
+from mirror.envs.metaworld import CAMERAS, Scene, replay
 
 WORKSPACE = (np.array([-0.3, 0.45, -0.01]), np.array([0.3, 0.9, 0.3]))
 
@@ -118,15 +117,3 @@ def test_bad_task_names_and_paths_are_one_line_errors(cli, tmp_path):
     blocker.write_text("")
     code, _, err = cli("demos", "metaworld", "--tasks", "reach-v3", "--out", str(blocker))
     assert code == 2 and err.count("\n") == 1 and f"--out: cannot create folder {blocker}" in err
-
-
-def test_simulator_workers_split_the_cores_among_their_software_renderers(monkeypatch):
-    cores = len(os.sched_getaffinity(0))
-    monkeypatch.delenv("LP_NUM_THREADS", raising=False)
-    share_render_cores(2 * cores)
-    assert os.environ["LP_NUM_THREADS"] == "1"
-    monkeypatch.delenv("LP_NUM_THREADS")
-    share_render_cores(1)
-    assert os.environ["LP_NUM_THREADS"] == str(cores)
-    share_render_cores(cores)  # a value already set (by the user) is kept
-    assert os.environ["LP_NUM_THREADS"] == str(cores)

@@ -34,15 +34,6 @@ def gl_error(err: Exception) -> MirrorError:
 
 
 os.environ.setdefault("MUJOCO_GL", "egl")
-
-
-def share_render_cores(workers: int) -> None:
-    """Call in each of `workers` simulator processes before it renders: Mesa's software renderer starts a thread
-    per core in every process, so K of them on N cores would fight; each gets N // K (`LP_NUM_THREADS`, unless set)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    os.environ.setdefault("LP_NUM_THREADS", str(max(1, cores // workers)))
-
-
 try:  # MuJoCo loads its GL backend when imported
     import metaworld  # noqa: F401  (registers the Meta-World/* environments)
     import mujoco

@@ -15,10 +15,9 @@ from mirror.envs.keyframe_rollouts import KeyframeRollouts
 
 def make_env(cfg: MirrorConfig):
     """A worker's simulator: Meta-World's tasks at the rollout seeds, the first instruction of each task."""
-    from mirror.envs.metaworld import CAMERAS, MetaWorldEnv, share_render_cores
+    from mirror.envs.metaworld import CAMERAS, MetaWorldEnv
 
     d = cfg.data
-    share_render_cores(d.rollout_workers)
     texts = {task: sentences[0] for task, sentences in instructions().items()}
     return MetaWorldEnv(lambda task, index, repeat: episode_seed(d.demo_seed, "rollout", index + repeat * STRIDE),
                         texts, CAMERAS, d.image_size, d.rollout_max_steps)

@@ -157,7 +157,7 @@ def generate(root: str | Path, tasks: Sequence[str], counts: dict[str, int], req
              workers: int = 1) -> dict[str, int]:
     """Bring `root/<split>/<task>/episode<i>` up to date for `counts[split]` episodes per task; returns the
     number of failed expert attempts per task."""
-    from mirror.envs.metaworld import check_tasks, share_render_cores
+    from mirror.envs.metaworld import check_tasks
 
     check_tasks(list(tasks))
     root = Path(root)
@@ -171,7 +171,7 @@ def generate(root: str | Path, tasks: Sequence[str], counts: dict[str, int], req
     writable_folder(root, "--out")
     bar = dict(total=len(jobs), desc="metaworld demos", unit="ep", disable=not jobs)
     if workers > 1 and len(jobs) > 1:
-        with mp.get_context("spawn").Pool(workers, initializer=share_render_cores, initargs=(workers,)) as pool:
+        with mp.get_context("spawn").Pool(workers) as pool:
             results = list(tqdm(pool.imap_unordered(write_demo, jobs), **bar))
     else:
         try:
