@@ -3,8 +3,7 @@
 Each part is measured on its own with the default's settings, then projected onto the whole run (its step
 count, validations, rollout and demo counts) and printed as one JSON line of seconds and shares:
 - demos: minigrid's bot with point-of-view frames, one worker process (the default uses `data.demo_workers`);
-- a training step split into data (one batch made in this process: the default makes them in
-  `data.num_workers` loader processes beside training, on the same cores), U forward+backward,
+- a training step split into data (one batch, made in the training process as the default does), U forward+backward,
   E forward+backward, the alignment, the optimiser, and `other` (the whole step timed as the trainer runs it,
   less those parts);
 - each validation: recognition and alignment on the held-out episodes, rollouts in worker processes; the final
@@ -121,7 +120,8 @@ def main() -> None:
 
         module.eval()
         val = data.val_dataloader()
-        recognition_s = seconds(lambda: [module.validation_step(b, 0) for b in val], 1) * d.val_episodes / 200
+        per_pass = seconds(lambda: [module.validation_step(b, 0) for b in val], 1)
+        recognition_s = per_pass * d.val_episodes / cfg.data.val_episodes
         runner = data.rollout_runner()
         try:
             runner.run(module, runner.episodes(final=False, count=25 * d.rollout_workers))  # start the workers

@@ -31,7 +31,7 @@ def main(root: str | None, name: str, overrides: list[str]) -> None:
         root = root or tmp
         run = Path(root) / name
         start = time.perf_counter()
-        subprocess.run([str(Path(sys.executable).parent / "mirror"), "train", str(CONFIG), f"run.root={root}",
+        subprocess.run([sys.executable, "-m", "mirror", "train", str(CONFIG), f"run.root={root}",
                         f"run.name={name}", f"data.cache={root}/demos", "logger=csv", *overrides], check=True)
         wall = time.perf_counter() - start
         phases = json.loads((run / "phases.json").read_text())[-1]

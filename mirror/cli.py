@@ -12,6 +12,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
+from mirror.data.sources import SOURCES
 from mirror.errors import MirrorError
 from mirror.probe.cli import add_arguments as add_probe_arguments
 
@@ -107,7 +108,7 @@ def parser() -> argparse.ArgumentParser:
     q.set_defaults(func=_convert)
 
     p = sub.add_parser("demos", help="generate or preprocess demonstrations")
-    p.add_argument("source", help="babyai, rlbench or metaworld")
+    p.add_argument("source", help=", ".join(SOURCES))
     p.add_argument("args", nargs=argparse.REMAINDER, help="the source's own options (see `mirror demos SOURCE -h`)")
     p.set_defaults(func=_demos)
     return top

@@ -1,7 +1,6 @@
 """Faults and bad input: killed and signalled runs resume exactly, nothing written is lost, and every user
 error is one line with exit code 2 (configuration) or 1 (the rest)."""
 
-import csv
 import os
 import signal
 import subprocess
@@ -16,7 +15,7 @@ from mirror.config import load_config
 from mirror.training.checkpoint import read_checkpoint
 from mirror.training.run import train
 from tests.conftest import ROOT, TOY
-from tests.test_train import StopAt
+from tests.test_train import StopAt, metric_rows
 
 STEPS = ["trainer.max_steps=24", "trainer.ckpt_every=4", "trainer.val_every=6", "execution.dropout=0.3"]
 
@@ -52,8 +51,7 @@ def assert_same_weights(a, b):
 
 
 def train_steps(run):
-    with open(run / "csv" / "metrics.csv", newline="") as f:
-        return [int(r["step"]) for r in csv.DictReader(f) if r.get("train/loss")]
+    return [int(r["step"]) for r in metric_rows(run) if r.get("train/loss")]
 
 
 def test_sigkill_then_resume_gives_the_uninterrupted_weights_and_logs_each_step_once(tmp_path):

@@ -22,6 +22,7 @@ from mirror.config.schema import (
     UnderstandingConfig,
 )
 from mirror.errors import ConfigError
+from mirror.files import atomic_write
 
 SECTIONS = {"understanding": UnderstandingConfig, "execution": ExecutionConfig, "data": DataConfig}
 NO_MODEL = "none"  # `understanding.name: none` (or execution): that branch is absent, e.g. to train one alone
@@ -48,9 +49,8 @@ def to_dict(cfg: MirrorConfig) -> dict[str, Any]:
 
 def save_config(cfg: MirrorConfig, path: Path) -> None:
     """Write the merged config as YAML, atomically so that concurrent readers never see half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    tmp.replace(path)
+    with atomic_write(path) as f:
+        f.write(yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
 
 def read_experiment(path: Path, seen: tuple[Path, ...] = ()) -> list[Layer]:

@@ -237,8 +237,6 @@ def move_to(scene: Scene, target: np.ndarray, gripper_open: bool) -> None:
 class Trajectory:
     """The scripted expert's episode: T actions, T + 1 frames (hand pose, fingers and physics state per frame)."""
 
-    task: str
-    seed: int
     pose: np.ndarray  # (T + 1, 7) hand xyz + quaternion xyzw
     fingers: np.ndarray  # (T + 1, 2) finger joint positions
     grip: np.ndarray  # (T,) gripper effort of each action
@@ -268,8 +266,7 @@ def expert(scene: Scene, seed: int) -> Trajectory:
         fingers.append(scene.fingers())
         grip.append(float(action[3]))
         physics.append(scene.physics())
-    return Trajectory(scene.task, seed, np.asarray(pose), np.stack(fingers), np.asarray(grip), physics,
-                      scene.success)
+    return Trajectory(np.asarray(pose), np.stack(fingers), np.asarray(grip), physics, scene.success)
 
 
 def replay(scene: Scene, seed: int, targets: list[tuple[np.ndarray, bool]]) -> bool:

@@ -3,7 +3,6 @@ builds, and loaded back into a MirrorModule with their config."""
 
 from __future__ import annotations
 
-import os
 import pickle
 import shutil
 import zipfile
@@ -18,6 +17,7 @@ from torch import nn
 from mirror.config import MirrorConfig, config_from_dict
 from mirror.data.module import MirrorDataModule, build_datamodule
 from mirror.errors import ConfigError, MirrorError
+from mirror.files import atomic_write
 from mirror.training.module import MirrorModule
 
 UNREADABLE = (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile)
@@ -53,9 +53,8 @@ def check_fits(model: nn.Module, state: dict[str, torch.Tensor], path: str | Pat
 
 def atomic_copy(src: Path, dst: Path) -> None:
     """Copy through a temporary file renamed into place: readers never see half a file under `dst`."""
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    with open(src, "rb") as source, atomic_write(dst, "wb") as f:
+        shutil.copyfileobj(source, f)
 
 
 class RunCheckpointIO(TorchCheckpointIO):
@@ -68,12 +67,8 @@ class RunCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "wb") as f:
+        with atomic_write(path, "wb") as f:
             torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
 
     def load_checkpoint(self, path: str | Path, **kwargs: Any) -> dict[str, Any]:
         preloaded = self.preloaded.pop(str(path), None)

@@ -17,6 +17,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from mirror.config import MirrorConfig
 from mirror.config.schema import LoggerKind, WandbMode
+from mirror.files import atomic_write
 
 
 def wandb_key_configured() -> bool:
@@ -56,12 +57,10 @@ class _ContinuedWriter(ExperimentWriter):
             reader = csv.DictReader(f)
             self.metrics_keys = list(reader.fieldnames or [])
             rows = [r for r in reader if self.resume_step is None or int(r["step"]) < self.resume_step]
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", newline="") as f:
+        with atomic_write(path, newline="") as f:
             writer = csv.DictWriter(f, fieldnames=self.metrics_keys)
             writer.writeheader()
             writer.writerows(rows)
-        tmp.replace(path)
 
 
 class RunCSVLogger(CSVLogger):

@@ -24,7 +24,7 @@ class PhaseTimes(Callback):
     def __init__(self) -> None:
         self.began = self.mark = time.monotonic()
         self.seconds = dict.fromkeys(PHASES, 0.0)
-        self.current = PHASES[0]
+        self.current = self.resume_after_validation = PHASES[0]
 
     def _switch(self, phase: str) -> None:
         now = time.monotonic()

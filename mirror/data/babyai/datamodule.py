@@ -158,7 +158,7 @@ class BabyAIData(MirrorDataModule):
             for level in d.levels:
                 with FileLock(str(root / f".{level}.lock")):
                     try:
-                        paths = ensure_demos(d.root, level, {"train": d.episodes, "val": d.val_episodes},
+                        paths = ensure_demos(root, level, {"train": d.episodes, "val": d.val_episodes},
                                              d.demo_seed, d.tile, d.demo_workers)
                     except ValueError as err:
                         raise ConfigError(f"data.levels: {err}") from None

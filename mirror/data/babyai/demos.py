@@ -22,6 +22,7 @@ from tqdm import tqdm
 from mirror.data.paths import writable_folder
 from mirror.data.seeds import episode_seed
 from mirror.envs.babyai import Episode, expert_episode, make
+from mirror.files import atomic_write
 
 FORMAT_VERSION = 2
 
@@ -54,13 +55,12 @@ class DemoSet:
         return np.frombuffer(zlib.decompress(block.tobytes()), dtype=np.uint8).reshape(-1, *self.frame_shape)
 
     def save(self, path: Path) -> None:
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(
-            tmp, missions=np.array(self.missions), seeds=self.seeds, offsets=self.offsets, images=self.images,
-            directions=self.directions, actions=self.actions, frame_bytes=self.frame_bytes,
-            frame_offsets=self.frame_offsets, frame_shape=self.frame_shape,
-        )
-        tmp.replace(path)
+        with atomic_write(path, "wb") as f:
+            np.savez(
+                f, missions=np.array(self.missions), seeds=self.seeds, offsets=self.offsets, images=self.images,
+                directions=self.directions, actions=self.actions, frame_bytes=self.frame_bytes,
+                frame_offsets=self.frame_offsets, frame_shape=self.frame_shape,
+            )
 
     @classmethod
     def load(cls, path: Path, level: str) -> DemoSet:

@@ -8,6 +8,7 @@ others wait), so `mirror train configs/metaworld/mirror.yaml` is the whole job.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from filelock import FileLock
@@ -41,14 +42,20 @@ class MetaWorldData(KeyframeData):
         check_tasks(list(cfg.data.tasks), "data.tasks")
         check_tasks(list(cfg.data.rollout_tasks or []), "data.rollout_tasks")
 
-    def build_store(self, split: str) -> CacheStore:
+    @cached_property
+    def demos(self) -> Path:
+        """The cache folder, its demonstrations of both splits brought up to date (once per data module)."""
         d = self.cfg.data
         root = writable_folder(d.cache, "data.cache")
         request = Request(d.demo_seed, CAMERAS, d.image_size, d.clip_pool)
         with FileLock(str(root / ".lock")):
             generate(root, d.tasks, {"train": d.episodes, "val": d.val_episodes}, request, d.demo_workers)
+        return root
+
+    def build_store(self, split: str) -> CacheStore:
+        d = self.cfg.data
         count = d.episodes if split == "train" else d.val_episodes
-        return CacheStore(root / split, [(task, i) for task in d.tasks for i in range(count)])
+        return CacheStore(self.demos / split, [(task, i) for task in d.tasks for i in range(count)])
 
     def missing_training(self) -> str:
         return f"data.episodes: no training demonstrations under {Path(self.cfg.data.cache) / 'train'}"

@@ -16,6 +16,7 @@ import json
 import multiprocessing as mp
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import cache
 from importlib.metadata import version
 from pathlib import Path
 
@@ -36,6 +37,7 @@ SPLITS = ("train", "val")
 INSTRUCTIONS = Path(__file__).with_name("instructions.yaml")
 
 
+@cache
 def instructions() -> dict[str, list[str]]:
     """Task -> its instruction (index 0) and paraphrases, from `instructions.yaml`."""
     return yaml.safe_load(INSTRUCTIONS.read_text())
@@ -139,12 +141,13 @@ def episode_seed_of(folder: Path) -> int:
     return json.loads((folder / "meta.json").read_text())["fingerprint"]["seed"]
 
 
-def is_current(folder: Path, request: Request) -> bool:
+def is_current(folder: Path, fingerprint: dict) -> bool:
+    """Whether the cached episode in `folder` was made from the request with this fingerprint."""
     meta = folder / "meta.json"
     if not meta.is_file():
         return False
     data = json.loads(meta.read_text())
-    return data.get("version") == CACHE_VERSION and data["fingerprint"]["request"] == request.fingerprint()
+    return data.get("version") == CACHE_VERSION and data["fingerprint"]["request"] == fingerprint
 
 
 def _close_scenes() -> None:
@@ -165,8 +168,9 @@ def generate(root: str | Path, tasks: Sequence[str], counts: dict[str, int], req
     missing = [t for t in tasks if t not in known]
     if missing:
         raise ConfigError(f"{INSTRUCTIONS}: no instruction for {missing}")
+    fingerprint = request.fingerprint()
     jobs = [(root, split, task, i, request) for split in SPLITS for task in tasks for i in range(counts[split])
-            if not is_current(episode_dir(root / split, (task, i)), request)]
+            if not is_current(episode_dir(root / split, (task, i)), fingerprint)]
     failed = dict.fromkeys(tasks, 0)
     writable_folder(root, "--out")
     bar = dict(total=len(jobs), desc="metaworld demos", unit="ep", disable=not jobs)
