@@ -33,7 +33,7 @@ def _eval(args: argparse.Namespace) -> None:
     if config is not None and "=" in config:
         overrides.insert(0, config)
         config = None
-    plan = Rollouts(tasks=args.tasks, episodes=args.episodes, repeats=args.repeats)
+    plan = Rollouts(tasks=args.tasks, episodes=args.episodes, repeats=args.repeats, twin=args.twin)
     report, out = evaluate(args.ckpt, overrides, config, plan)
     metrics = report["metrics"]
     width = max(map(len, metrics), default=0)
@@ -55,7 +55,7 @@ def _report(args: argparse.Namespace) -> None:
 
     from mirror.training.report import report
 
-    path = report(args.runs, Path(args.out))
+    path = report(args.runs, Path(args.out), args.compare or ())
     print(path.read_text())
     print(f"written: {path}")
 
@@ -86,8 +86,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("config", nargs="?", help="experiment config, to evaluate its models without training")
     p.add_argument("--ckpt", help="checkpoint written by `mirror train`")
     p.add_argument("--tasks", nargs="+", help="tasks (or levels) to roll out, or 'all' (default)")
-    p.add_argument("--episodes", type=int, help="rollout episodes per task (default: the data's final count)")
-    p.add_argument("--repeats", type=int, default=1, help="repeated evaluations: mean +- std per task")
+    p.add_argument("--episodes", type=int, help="test episodes per task (default: data.test_episodes)")
+    p.add_argument("--repeats", type=int, help="repeated evaluations on fresh test scenes, mean +- std per task "
+                   "(default: data.test_repeats)")
+    p.add_argument("--twin", action="store_true", help="tell each episode its twin task's instruction (Meta-World: "
+                   "does the policy need language?)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="changes to the saved config")
     p.set_defaults(func=_eval)
 
@@ -95,9 +98,12 @@ def parser() -> argparse.ArgumentParser:
     add_probe_arguments(p)
     p.set_defaults(func=_probe)
 
-    p = sub.add_parser("report", help="finished runs side by side (mean +- std over seeds)")
+    p = sub.add_parser("report", help="finished runs side by side: over seeds with intervals, paired comparisons")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR")
-    p.add_argument("--out", default="runs/report", help="folder for comparison.md and the charts")
+    p.add_argument("--compare", nargs=2, action="append", metavar=("A", "B"),
+                   help="paired comparison of two groups of runs (names without -seedN), e.g. "
+                        "metaworld-mirror metaworld-arp; repeatable")
+    p.add_argument("--out", default="runs/report", help="folder for report.md and the charts")
     p.set_defaults(func=_report)
 
     p = sub.add_parser("convert", help="convert released weights to this project's layout")

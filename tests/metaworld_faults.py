@@ -15,16 +15,16 @@ class FaultyEnv:
     def __init__(self, env):
         self.env = env
 
-    def run_episode(self, task: str, index: int, policy, repeat: int = 0):
+    def run_episode(self, task: str, index: int, policy, repeat: int = 0, twin: bool = False):
         if index == CRASH:
             os.abort()
         if index == HANG:
             time.sleep(3600)
-        return self.env.run_episode(task, index, policy, repeat)
+        return self.env.run_episode(task, index, policy, repeat, twin)
 
 
-def make_env(cfg):
-    return FaultyEnv(real_env(cfg))
+def make_env(cfg, split):
+    return FaultyEnv(real_env(cfg, split))
 
 
 class FaultyRollouts(MetaWorldRollouts):

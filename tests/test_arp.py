@@ -24,6 +24,7 @@ from mirror.models.execution.language import load_text_tower, token_features
 from mirror.models.execution.policy import PROMPTS, ARPHead
 from mirror.models.execution.renderer import project, render
 from mirror.models.protocol import DataSpec
+from mirror.training.optim import build_optimizer, build_param_groups
 from tests.conftest import ROOT, SHARED_DATA
 
 ARP_YAML = ROOT / "configs/rlbench/arp.yaml"
@@ -507,7 +508,8 @@ def test_small_config_overfits_real_keyframes():
         "ignore_collisions": torch.tensor([s.ignore_collisions for s in episode.info.samples]),
         "instruction": torch.zeros(len(obs), dtype=torch.long),
     }
-    cfg = load_config(ARP_YAML, SMALL + ["execution.augment=false"]).execution
+    quiet = ["execution.augment=false", "execution.jitter=false", "execution.rgb_noise=0", "execution.zoom_noise=0"]
+    cfg = load_config(ARP_YAML, SMALL + quiet).execution
     model = ARP(cfg, DataSpec([episode.info.descriptions[0]], ["open_drawer"]))
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
     losses = []
@@ -522,3 +524,73 @@ def test_small_config_overfits_real_keyframes():
     action = model.act(batch)
     errors = (action[:, :3] - batch["pose"][:, :3]).norm(dim=-1)
     assert errors.max() < 0.02, errors
+
+
+def scene_batch(n: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """n random scenes (4 cameras of 16 x 16 points inside RLBench's bounds) with random key poses."""
+    gen = torch.Generator().manual_seed(seed)
+    lo, hi = torch.tensor(RLBENCH[:3]), torch.tensor(RLBENCH[3:])
+    return {
+        "rgb": torch.randint(0, 256, (n, 4, 16, 16, 3), generator=gen, dtype=torch.uint8),
+        "xyz": lo + (hi - lo) * torch.rand(n, 4, 16, 16, 3, generator=gen),
+        "proprio": torch.rand(n, 3, generator=gen),
+        "pose": torch.cat([lo + (hi - lo) * (0.2 + 0.6 * torch.rand(n, 3, generator=gen)),
+                           torch.tensor(Rotation.random(n, random_state=seed).as_quat(), dtype=torch.float32)], 1),
+        "gripper_open": torch.ones(n), "ignore_collisions": torch.zeros(n),
+        "instruction": torch.zeros(n, dtype=torch.long),
+    }
+
+
+def test_stage_two_must_look_at_the_scene_without_se3_augmentation():
+    """ARP always trains stage 2 around a noisy centre: with the SE(3) augmentation off, the zoomed target is
+    still spread over the view, so the best heatmap that ignores the scene keeps a large loss."""
+    cfg = load_config(ARP_YAML, [*SMALL, "execution.augment=false"]).execution
+    model = ARP(cfg, DataSpec(["x"], ["t"])).train()
+    batch = scene_batch(4)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        targets = torch.cat([model.run(batch, train=True, noisy=True)["target2"] for _ in range(8)])
+    soft = geo.gaussian_heatmaps(geo.point_pixels(targets, cfg.image_size), cfg.image_size).flatten(2)
+    best_constant = soft.mean(0, keepdim=True)  # the scene-blind heatmap that minimises the mean loss
+    loss = (torch.xlogy(soft, soft) - torch.xlogy(soft, best_constant)).sum(-1).mean()
+    assert loss > 2.0  # nats: zero when every target sits at the centre of the zoomed views
+
+
+def test_bf16_autocast_leaves_geometry_and_labels_in_fp32():
+    """A bf16-mixed step places the scene and computes every target as an fp32 step does."""
+    cfg = load_config(ARP_YAML, SMALL).execution
+    model = ARP(cfg, DataSpec(["x"], ["t"])).train()
+    batch = scene_batch(16, seed=1)
+    runs = []
+    for precision in (torch.float32, torch.bfloat16):
+        torch.manual_seed(0)
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == torch.bfloat16):
+            runs.append(model.run(batch, train=True, noisy=True))
+    for key in ("target", "quat", "bins", "center", "target2"):
+        assert runs[0][key].dtype == runs[1][key].dtype and torch.equal(runs[0][key], runs[1][key]), key
+
+
+def test_arp_trains_with_arps_lamb_where_zero_tensors_stay_zero():
+    """bitsandbytes' LAMB with ARP's settings: decay on every tensor, and each step capped at the tensor's own
+    norm, so ARP's zero-initialised tensors (its AdaLN modulations, its biases) never move."""
+    import bitsandbytes
+
+    cfg = load_config(ARP_YAML, SMALL)
+    model = ARP(cfg.execution, DataSpec(["x"], ["t"])).train()
+    optimizer = build_optimizer(build_param_groups({"execution": model}, None, cfg, 4), cfg)
+    inner = optimizer.optimizers[0]
+    assert isinstance(inner, bitsandbytes.optim.LAMB) and len(optimizer.optimizers) == 1
+    assert {g["weight_decay"] for g in optimizer.param_groups} == {1e-4}
+    zero = {n: p for n, p in model.named_parameters() if not p.any()}
+    modulation = "head.cross.0.modulation.1.weight"
+    assert modulation in zero and any(n.endswith("bias") for n in zero)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    batch = scene_batch(4)
+    for _ in range(3):
+        optimizer.zero_grad()
+        model(batch, task=True).loss.backward()
+        optimizer.step()
+    assert model.get_parameter(modulation).grad.abs().sum() > 0  # it has gradients, and still does not move
+    assert all(not p.any() for p in zero.values())
+    learning = [n for n, p in model.named_parameters() if n not in zero and p.grad is not None and p.grad.any()]
+    assert len(learning) > 50 and all(not torch.equal(model.get_parameter(n), before[n]) for n in learning)

@@ -4,9 +4,11 @@ rolling out in simulator worker processes, `mirror eval`'s table, `mirror report
 import csv
 import json
 
+import numpy as np
+
 from mirror.config import load_config
 from mirror.data.metaworld.demos import episode_seed_of
-from mirror.envs.metaworld_rollouts import make_env
+from mirror.envs.metaworld import MetaWorldEnv, candidate_seeds
 from mirror.models.execution.arp import ARP
 from mirror.models.protocol import DataSpec
 from tests.conftest import ROOT
@@ -19,7 +21,8 @@ TASK = "reach-v3"
 
 def tiny(tmp_path, name: str) -> list[str]:
     """One task, 2 + 1 demonstrations at 32 px, tiny models; 2 training steps, then 2 rollouts of 2 key poses."""
-    return [f"data.tasks=[{TASK}]", "data.episodes=2", "data.val_episodes=1", f"data.cache={tmp_path / 'demos'}",
+    return [f"data.tasks=[{TASK}]", "data.episodes=2", "data.val_episodes=1", "data.test_episodes=2",
+            "data.test_repeats=2", f"data.cache={tmp_path / 'demos'}",
             "data.image_size=32", "data.clip_pool=4", "data.demo_workers=1", "data.batch_size=2",
             "data.val_batch_size=2", "data.num_workers=0", "data.rollout_episodes=2", "data.rollout_max_steps=2",
             "data.rollout_workers=2", "understanding.image_size=28", "execution.image_size=56",
@@ -41,8 +44,7 @@ def test_tiny_joint_run_rolls_out_in_mujoco_then_eval_and_report_write_the_table
     assert [(r["task"], r["index"], r["error"]) for r in rows] == [(TASK, "0", ""), (TASK, "1", "")]
     assert all(r["success"] == "True" or r["length"] == "2" for r in rows)  # played to the key-pose limit
 
-    code, out, err = cli("eval", "--ckpt", str(run / "checkpoints" / "last.ckpt"), "--tasks", "all", "--episodes",
-                         "2", "--repeats", "2")
+    code, out, err = cli("eval", "--ckpt", str(run / "checkpoints" / "last.ckpt"))  # data.test_* : 2 x 2
     assert code == 0, err
     folder = run / "eval" / "last"
     table = (folder / "table.md").read_text().splitlines()
@@ -53,12 +55,23 @@ def test_tiny_joint_run_rolls_out_in_mujoco_then_eval_and_report_write_the_table
     assert sorted((e["repeat"], e["index"]) for e in episodes) == [("0", "0"), ("0", "1"), ("1", "0"), ("1", "1")]
     report = json.loads((folder / "metrics.json").read_text())
     assert report["repeats"] == 2 and set(report["success"]) == {TASK, "avg"} and report["errors"] == {}
+    for kind in ("instruction@0.25", "instruction@0.5", "instruction@1", "paraphrase@1"):
+        assert 0 <= report["metrics"][f"recognition/{kind}"] <= 1, kind
+    assert (folder / "confusion.png").is_file() and (folder / "recognition.csv").is_file()
+    novelty = report["scene_novelty"][TASK]
+    assert 0 < novelty["min"] <= novelty["mean"] <= novelty["max"] < 0.5
 
-    cfg = load_config(MIRROR_YAML, tiny(tmp_path, "tiny"))
-    seeds = make_env(cfg).seeds
-    rollout = {seeds(TASK, i, r) for i in range(2) for r in range(2)}  # each repeat plays fresh scenes
-    demos = {episode_seed_of(folder) for folder in (tmp_path / "demos").glob(f"*/{TASK}/episode*")}
-    assert len(rollout) == 4 and len(demos) == 3 and not rollout & demos
+    tested = {int(e["seed"]) for e in episodes}  # fresh scenes in each repeat, in the test range, never trained on
+    demos = {episode_seed_of(folder) for split in ("train", "val")
+             for folder in (tmp_path / "demos" / split).glob(f"{TASK}/episode*")}
+    with open(run / "rollouts" / "step0000002.csv") as f:
+        validation = {int(r["seed"]) for r in csv.DictReader(f)}
+    assert len(tested) == 4 and not tested & demos and not tested & validation
+    assert all(seed in candidate_seeds(0, "test", i, r) for seed, i, r in
+               ((int(e["seed"]), int(e["index"]), int(e["repeat"])) for e in episodes))
+
+    code, _, err = cli("eval", "--ckpt", str(run / "checkpoints" / "last.ckpt"), "--twin")
+    assert code == 2 and "--twin: the tasks of data 'metaworld' have no twins" in err
 
     code, out, err = cli("report", str(run), "--out", str(tmp_path / "report"))
     assert code == 0, err
@@ -67,9 +80,20 @@ def test_tiny_joint_run_rolls_out_in_mujoco_then_eval_and_report_write_the_table
     assert "| success rate mean (%) |" in text and "| alignment Recall@1 (val) |" in text
 
 
+def test_twin_evaluation_tells_each_episode_the_twin_tasks_instruction():
+    env = MetaWorldEnv(0, "test", size=32, max_keyframes=1)
+    heard = []
+    try:
+        for twin in (False, True):
+            env.run_episode("drawer-open-v3", 1, lambda inputs, text: heard.append(text) or np.zeros(9), twin=twin)
+    finally:
+        env.close()
+    assert heard == ["open the drawer on the right", "close the drawer on the right"]
+
+
 def test_a_simulator_worker_that_dies_or_hangs_costs_one_episode(tmp_path):
     cfg = load_config(MIRROR_YAML, [*tiny(tmp_path, "unused"), "data.rollout_timeout=20"])
-    spec = DataSpec(["reach the goal"], [TASK])
+    spec = DataSpec(["reach the low goal on the left"], [TASK])
     runner = FaultyRollouts(cfg, spec)
     episodes = [(TASK, i) for i in range(5)]
     try:

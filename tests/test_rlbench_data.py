@@ -11,7 +11,7 @@ from mirror.data.keyframes.cache import CacheStore
 from mirror.data.keyframes.points import world_points
 from mirror.data.rlbench import pickles
 from mirror.data.rlbench.datamodule import RLBenchData
-from mirror.data.rlbench.episode import BadEpisodeError, RawEpisode
+from mirror.data.rlbench.episode import BadEpisodeError, RawEpisode, samples
 from mirror.data.rlbench.format import SCENE_BOUNDS, episode_folder
 from mirror.data.rlbench.store import RawStore, build_cache
 from mirror.data.rlbench.synthetic import _rlbench_classes, write_episode
@@ -202,3 +202,21 @@ def test_demos_rlbench_needs_an_existing_source(cli, tmp_path):
     (tmp_path / "empty").mkdir()
     code, out, err = cli("demos", "rlbench", "--src", str(tmp_path / "empty"), "--dst", str(tmp_path / "cache"))
     assert code == 2 and "no episodes of open_drawer" in err and not (tmp_path / "cache").exists()
+
+
+@needs_real
+def test_collision_label_is_the_keyframes_own_or_the_frame_befores(tmp_path):
+    """ARP learns `ignore_collisions` of keyframe k, PerAct and RVT that of frame k - 1 (`data.collision_label`)."""
+    ep = RawEpisode(episode_folder(REAL, "open_drawer", 0), "open_drawer", 0)
+    flags = [float(ep.demo[t].ignore_collisions) for t in range(len(ep.demo))]
+    assert [t for t in range(1, len(flags)) if flags[t] != flags[t - 1]] == [86]  # on just after keyframe 85
+    assert [(s.ignore_collisions, s.ignore_collisions_before) for s in ep.info.samples] == [(0, 0), (0, 0), (1, 1)]
+    at_flip = samples(ep.demo, [86, 124])[0]  # a keyframe where the flag turns on
+    assert (at_flip.ignore_collisions, at_flip.ignore_collisions_before) == (1.0, 0.0)
+    served = {}
+    for label in ("keyframe", "previous"):  # synthetic episodes reopen the gripper as the flag turns on
+        data = RLBenchData(synthetic_config(tmp_path, f"data.collision_label={label}"))
+        train = data.train_set()
+        served[label] = [float(train[i]["execution"]["ignore_collisions"]) for i in range(len(train))]
+    flips = [i for i, (a, b) in enumerate(zip(served["keyframe"], served["previous"], strict=True)) if a != b]
+    assert flips and all(served["keyframe"][i] == 1 and served["previous"][i] == 0 for i in flips)

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from scipy import stats as scipy_stats
 from torch import nn
 
 from mirror.config import load_config, to_dict
@@ -97,19 +98,21 @@ def test_table_3_layout():
     assert lines[3] == "| instruction |  | 70.0 / 82.0 |  |" and lines[4] == "| task |  |  | 80.0 / 83.0 |"
 
 
-def test_seed_groups_mean_and_std():
+def test_seed_groups_mean_sample_std_and_interval():
     runs = {"mirror": [(90.0, 0.30), (84.0, 0.36), (99.0, 0.33)], "base": [(80.0, 0.31), (86.0, 0.35)]}
     records = [RunRecord(ROOT, f"babyai-{g}-seed{i}", {}, summary={"success (%)": s, "recall": r})
                for g, values in runs.items() for i, (s, r) in enumerate(values)]
     text, stats = seeds(records)
     for g, values in runs.items():
         arr = np.array(values)
-        assert np.allclose(stats[f"babyai-{g}"]["success (%)"], (arr[:, 0].mean(), arr[:, 0].std()))
-        assert np.allclose(stats[f"babyai-{g}"]["recall"], (arr[:, 1].mean(), arr[:, 1].std()))
+        for column, metric in enumerate(("success (%)", "recall")):
+            got = stats[f"babyai-{g}"][metric]
+            half = scipy_stats.t.ppf(0.975, len(arr) - 1) * arr[:, column].std(ddof=1) / np.sqrt(len(arr))
+            assert np.allclose((got.mean, got.sd, got.hi), (arr[:, column].mean(), arr[:, column].std(ddof=1),
+                                                            arr[:, column].mean() + half))
     lines = text.splitlines()
     assert lines[0] == "| metric | babyai-mirror (n=3) | babyai-base (n=2) |"
-    assert lines[2] == "| success (%) | 91.0 ± 6.2 | 83.0 ± 3.0 |"
-    assert lines[3] == "| recall | 0.330 ± 0.024 | 0.330 ± 0.020 |"
+    assert lines[2] == "| success (%) | 91.0 ± 7.5 [72.2, 109.8] | 83.0 ± 4.2 [44.9, 121.1] |"
 
 
 def test_alignment_off_leaves_arps_trajectory_unchanged(data_root, tmp_path):
@@ -183,7 +186,7 @@ def test_branch_optimizers_resume_exactly(tmp_path):
         schedule.step()
 
     models, optimizer, schedule = setup()
-    assert [type(o).__name__ for o in optimizer.optimizers] == ["AdamW", "Lamb", "AdamW"]
+    assert [type(o).__name__ for o in optimizer.optimizers] == ["AdamW", "LAMB", "AdamW"]
     for i in range(6):
         step(models, optimizer, schedule, i)
     straight = [p.detach().clone() for m in models for p in m.parameters()]

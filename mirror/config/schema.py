@@ -33,8 +33,9 @@ class WandbMode(str, Enum):
 
 
 class OptimizerKind(str, Enum):
-    adamw = "adamw"
-    lamb = "lamb"
+    adamw = "adamw"  # torch's AdamW
+    lamb = "lamb"  # bitsandbytes' 32-bit LAMB, as ARP trains
+    lamb_timm = "lamb_timm"  # timm's LAMB (trust ratio on decayed groups only)
 
 
 class Schedule(str, Enum):
@@ -45,10 +46,12 @@ class Schedule(str, Enum):
 @dataclass
 class OptimizerConfig:
     """The optimiser of one part of the model (each branch and the alignment name their own); matrices decay,
-    biases, norms, embeddings the model lists as exempt (`no_weight_decay`) and scalars do not."""
+    biases, norms, embeddings the model lists as exempt (`no_weight_decay`) and scalars do not, unless
+    `decay_all` (ARP decays every tensor)."""
 
     name: OptimizerKind = OptimizerKind.adamw
     weight_decay: float = 0.01
+    decay_all: bool = False
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-8
 

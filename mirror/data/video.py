@@ -6,11 +6,13 @@ import numpy as np
 
 
 def segment_frames(length: int, count: int, rng: np.random.Generator | None = None) -> list[int]:
-    """One index per equal segment of `length` frames: random within it with `rng` (training),
-    its middle without (evaluation). Short episodes repeat frames rather than fail."""
-    edges = np.linspace(0, length, count + 1)
+    """One index per equal segment of `length` frames: random within it with `rng` (training); without, the
+    middle of each whole-frame segment [s, e), frame (s + e - 1) // 2, as InternVideo's evaluation samples
+    ("middle"). Short episodes repeat frames rather than fail."""
     if rng is None:
-        picks = (edges[:-1] + edges[1:]) / 2
+        edges = np.linspace(0, length, count + 1).astype(int)
+        picks = (edges[:-1] + edges[1:] - 1) // 2
     else:
-        picks = edges[:-1] + rng.random(count) * (edges[1:] - edges[:-1])
-    return np.clip(np.floor(picks).astype(int), 0, length - 1).tolist()
+        edges = np.linspace(0, length, count + 1)
+        picks = np.floor(edges[:-1] + rng.random(count) * (edges[1:] - edges[:-1]))
+    return np.clip(picks.astype(int), 0, length - 1).tolist()

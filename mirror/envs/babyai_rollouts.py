@@ -1,7 +1,8 @@
 """BabyAI rollouts of the execution model in worker processes, many environments stepped in lockstep.
 
-Rollout episode i of a level uses the seed `episode_seed(demo_seed, "rollout", i)`: layouts never seen in
-the demonstrations, the same at every evaluation. Any execution model with `tokenize` and `act` works.
+Rollout episode i of a level uses the seed `episode_seed(demo_seed, split, i)`, the split being `rollout` for
+the evaluations during training and `test` for `mirror eval`: layouts never seen in the demonstrations, the
+same at every evaluation. Any execution model with `tokenize` and `act` works.
 """
 
 from __future__ import annotations
@@ -54,17 +55,19 @@ def run_episodes(model: torch.nn.Module, job: tuple) -> list[EpisodeResult]:
     for env in envs:
         env.close()
     return [
-        EpisodeResult(level, index, bool(success[i]), float(reward[i]), int(length[i]))
-        for i, (level, index) in enumerate(zip(levels, indices, strict=True))
+        EpisodeResult(level, index, bool(success[i]), float(reward[i]), int(length[i]), seed=seed)
+        for i, (level, index, seed) in enumerate(zip(levels, indices, seeds, strict=True))
     ]
 
 
 class BabyAIRollouts:
-    """The rollout runner of the BabyAI data: which episodes, run by a pool of worker processes."""
+    """The rollout runner of the BabyAI data: which episodes (of `split`'s layouts), run by a pool of worker
+    processes."""
 
     def __init__(self, cfg: MirrorConfig, spec: DataSpec):
         self.cfg, self.spec = cfg, spec
         self.tasks = list(cfg.data.levels)
+        self.split, self.twin = "rollout", False
         self.pool: RolloutPool | None = None
 
     def episodes(self, final: bool, count: int | None = None) -> list[tuple[str, int]]:
@@ -82,7 +85,7 @@ class BabyAIRollouts:
         for start in range(0, len(episodes), EPISODES_PER_JOB):
             chunk = episodes[start : start + EPISODES_PER_JOB]
             jobs.append(([lvl for lvl, _ in chunk], [i for _, i in chunk],
-                         [episode_seed(seed, "rollout", i) for _, i in chunk], self.cfg.data.rollout_greedy, repeat))
+                         [episode_seed(seed, self.split, i) for _, i in chunk], self.cfg.data.rollout_greedy, repeat))
         outcomes = self.pool.map(pack(self.cfg, self.spec, module.execution), jobs)
         results = []
         for (levels, indices, *_), outcome in zip(jobs, outcomes, strict=True):

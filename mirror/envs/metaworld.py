@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
+from mirror.data.metaworld.tasks import task_text, twin_texts
+from mirror.data.seeds import episode_seed
 from mirror.envs.episode import EpisodeResult
 from mirror.errors import ConfigError, MirrorError
 
@@ -56,6 +58,8 @@ STALL_STEPS, STALLED = 10, 0.001  # a hand that moved less than 1 mm in 10 steps
 GRIP_STEPS = 10  # env steps the gripper acts while the hand holds
 CLOSED, OPEN = 1.0, -1.0  # gripper efforts
 AFTER_SUCCESS = 25  # expert steps recorded after its first success
+ATTEMPTS = 64  # candidate seeds per episode: for its variation and, in demonstrations, a succeeding expert
+EPISODES, REPEATS = 1000, 15  # episode indices and evaluation repeats that fit a split's seed range
 
 
 def check_tasks(tasks: list[str], key: str = "--tasks") -> None:
@@ -67,16 +71,24 @@ def check_tasks(tasks: list[str], key: str = "--tasks") -> None:
             raise ConfigError(f"{key}: unknown Meta-World task '{task}'{hint}; MT10: {', '.join(MT10)}")
 
 
+def upside_down(data: mujoco.MjData, camera_id: int) -> bool:
+    """Whether a camera's image shows the world upside down: its up axis points below the horizon (Meta-World
+    mounts `corner` and `corner2` so). Such images are turned 180 degrees, and the camera frame with them."""
+    return bool(data.cam_xmat[camera_id].reshape(3, 3)[2, 1] < 0)
+
+
 def camera_matrices(model: mujoco.MjModel, data: mujoco.MjData, camera: str, size: int
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Camera-to-world extrinsics (4 x 4) and pinhole intrinsics (3 x 3) of a rendered camera, in the convention
     of `depth_to_world`: camera frame x right, y down, z forward; pixel (u, v) = (column, row) at its centre.
 
-    MuJoCo's camera frame looks along -z with y up, so its rotation is turned by diag(1, -1, -1).
+    MuJoCo's camera frame looks along -z with y up, so its rotation is turned by diag(1, -1, -1); an upside-down
+    camera's frame turns half a turn about its axis, as its image does.
     """
     cam = model.camera(camera)
+    turn = np.diag([-1.0, 1.0, -1.0]) if upside_down(data, cam.id) else np.diag([1.0, -1.0, -1.0])
     pose = np.eye(4)
-    pose[:3, :3] = data.cam_xmat[cam.id].reshape(3, 3) @ np.diag([1.0, -1.0, -1.0])
+    pose[:3, :3] = data.cam_xmat[cam.id].reshape(3, 3) @ turn
     pose[:3, 3] = data.cam_xpos[cam.id]
     focal = size / 2 / np.tan(np.radians(model.cam_fovy[cam.id]) / 2)
     centre = (size - 1) / 2
@@ -84,7 +96,8 @@ def camera_matrices(model: mujoco.MjModel, data: mujoco.MjData, camera: str, siz
 
 
 class Cameras:
-    """Offscreen renders of named cameras: RGB, depth in metres (along the camera axis) and their matrices."""
+    """Offscreen renders of named cameras, upright: RGB, depth in metres (along the camera axis), MuJoCo's
+    segmentation (tests) and their matrices."""
 
     def __init__(self, model: mujoco.MjModel, names: tuple[str, ...] = CAMERAS, size: int = IMAGE_SIZE):
         self.model, self.names, self.size = model, names, size
@@ -96,17 +109,30 @@ class Cameras:
                      mujoco.mjtRndFlag.mjRND_SKYBOX):
             self.renderer.scene.flags[flag] = 0
 
-    def rgb(self, data: mujoco.MjData, camera: str) -> np.ndarray:
+    def _render(self, data: mujoco.MjData, camera: str) -> np.ndarray:
         self.renderer.update_scene(data, camera=camera)
-        return self.renderer.render().copy()
+        image = self.renderer.render()
+        if upside_down(data, self.model.camera(camera).id):
+            image = image[::-1, ::-1]
+        return image.copy()
+
+    def rgb(self, data: mujoco.MjData, camera: str) -> np.ndarray:
+        return self._render(data, camera)
 
     def depth(self, data: mujoco.MjData, camera: str) -> np.ndarray:
         self.renderer.enable_depth_rendering()
         try:
-            self.renderer.update_scene(data, camera=camera)
-            return self.renderer.render().copy()
+            return self._render(data, camera)
         finally:
             self.renderer.disable_depth_rendering()
+
+    def segmentation(self, data: mujoco.MjData, camera: str) -> np.ndarray:
+        """(H, W, 2): object id and type (`mjtObj`) per pixel, -1 where none."""
+        self.renderer.enable_segmentation_rendering()
+        try:
+            return self._render(data, camera)
+        finally:
+            self.renderer.disable_segmentation_rendering()
 
     def observe(self, data: mujoco.MjData) -> dict[str, np.ndarray]:
         """Every camera: RGB (C, H, W, 3) uint8, depth (C, H, W) float32 metres, extrinsics, intrinsics."""
@@ -120,7 +146,6 @@ class Cameras:
 
     def close(self) -> None:
         self.renderer.close()
-
 
 class Scene:
     """One Meta-World task (gymnasium's `Meta-World/goal_observable`), reset to seeded initial states."""
@@ -149,9 +174,24 @@ class Scene:
         self.base._freeze_rand_vec = False  # draw a new reset vector, from `np_random`
         self.base.seeded_rand_vec = True
         self.base.seed(seed)
-        self.obs, _ = self.env.reset()
+        self.env.reset()
+        # Meta-World places objects and goal after its last forward pass: positions (and the first render)
+        # would still show the previous draw; recompute them and the observation.
+        mujoco.mj_forward(self.model, self.data)
+        self.base._prev_obs = self.base._get_curr_obs_combined_no_goal()
+        self.obs = self.base._get_obs()
         self.success, self.steps, self.gripper_open = False, 0, True
         return self.obs
+
+    def place(self) -> dict[str, np.ndarray]:
+        """Where this episode's reset put the object (the placed body) and the goal, which its variation
+        is read from."""
+        return {"object": np.array(self.base._last_rand_vec[:3]), "goal": np.array(self.base._target_pos)}
+
+    def placement(self, seed: int) -> np.ndarray:
+        """The object's and the goal's positions (6 numbers) in the scene of `seed`."""
+        self.reset(seed)
+        return np.concatenate(list(self.place().values()))
 
     @property
     def budget(self) -> int:
@@ -166,6 +206,12 @@ class Scene:
 
     def hand(self) -> np.ndarray:
         return np.array(self.obs[:3])
+
+    def reach(self) -> tuple[np.ndarray, np.ndarray]:
+        """The box the tool-centre point can be driven to: the mocap's box moved by the TCP's offset from the
+        mocap (the hand follows the mocap through a weld; the TCP sits between the fingertips)."""
+        offset = self.hand() - self.data.mocap_pos[0]
+        return self.base.mocap_low + offset, self.base.mocap_high + offset
 
     def fingers(self) -> np.ndarray:
         """Positions of the two finger joints (r_close, l_close)."""
@@ -205,11 +251,11 @@ class Scene:
 
 
 def move_to(scene: Scene, target: np.ndarray, gripper_open: bool) -> None:
-    """Keyframe controller: the hand moves to `target` (clipped to the hand's space) under proportional
+    """Keyframe controller: the hand moves to `target` (clipped to the TCP's reach) under proportional
     control along the straight line, at most `MOVE_STEPS` env steps, until it is within `SETTLED` or stalls;
     then the gripper acts for `GRIP_STEPS` while the hand holds. Stops early on success or at the horizon."""
-    base = scene.base
-    target = np.clip(np.asarray(target[:3], dtype=np.float64), base.mocap_low, base.mocap_high)
+    low, high = scene.reach()
+    target = np.clip(np.asarray(target[:3], dtype=np.float64), low, high)
 
     def hold(effort: float) -> None:
         delta = GAIN * (target - scene.hand())
@@ -280,16 +326,46 @@ def replay(scene: Scene, seed: int, targets: list[tuple[np.ndarray, bool]]) -> b
     return scene.success
 
 
+def candidate_seeds(base_seed: int, split: str, index: int, repeat: int = 0) -> list[int]:
+    """The seeds episode `index` of a split may start from in evaluation repeat `repeat`, in order: disjoint
+    for every (split, index, repeat), inside the split's seed range."""
+    if not (0 <= index < EPISODES and 0 <= repeat < REPEATS):
+        raise ConfigError(f"Meta-World scenes: episode index must be below {EPISODES} and repeat below {REPEATS}, "
+                          f"got {index} and {repeat}")
+    first = (repeat * EPISODES + index) * ATTEMPTS
+    return [episode_seed(base_seed, split, first + a) for a in range(ATTEMPTS)]
+
+
+def scene_seed(scene: Scene, base_seed: int, split: str, index: int, repeat: int = 0,
+               accept: Callable[[int], bool] = lambda seed: True) -> tuple[int, int]:
+    """Episode `index`'s seed: the first candidate whose scene is the episode's variation (index modulo the
+    task's count, so variations take turns) and which `accept`s (e.g. the expert succeeds from it).
+    Returns the seed and the number of candidates `accept` refused."""
+    text = task_text(scene.task)
+    refused = 0
+    for seed in candidate_seeds(base_seed, split, index, repeat):
+        scene.reset(seed)
+        if text.variation(scene.place()) != index % text.count:
+            continue
+        if accept(seed):
+            return seed, refused
+        refused += 1
+    raise MirrorError(f"{scene.task}: no scene of variation {index % text.count} among {ATTEMPTS} seeds for "
+                      f"episode {index} ({refused} refused)")
+
+
 Policy = Callable[[dict, str], np.ndarray]  # (observation inputs, instruction) -> 9-D action
 
 
 class MetaWorldEnv:
-    """Rollouts of a keyframe policy: episode i of a task in repeat r starts from the seed `seeds(task, i, r)`,
-    the policy acts for at most `max_keyframes` key poses (or until the task's 500-step horizon)."""
+    """Rollouts of a keyframe policy: episode i of a task in repeat r starts from `scene_seed` in the seed range
+    of `split` (rollout: validation during training; test: `mirror eval`), with the instruction of its
+    variation (or, with `twin`, the twin task's instruction for the same scene); the policy acts for at most
+    `max_keyframes` key poses (or until the task's 500-step horizon)."""
 
-    def __init__(self, seeds: Callable[[str, int, int], int], instructions: dict[str, str],
-                 cameras: tuple[str, ...] = CAMERAS, size: int = IMAGE_SIZE, max_keyframes: int = MAX_KEYFRAMES):
-        self.seeds, self.instructions = seeds, instructions
+    def __init__(self, base_seed: int, split: str = "rollout", cameras: tuple[str, ...] = CAMERAS,
+                 size: int = IMAGE_SIZE, max_keyframes: int = MAX_KEYFRAMES):
+        self.base_seed, self.split = base_seed, split
         self.camera_names, self.size, self.max_keyframes = cameras, size, max_keyframes
         self.scenes: dict[str, Scene] = {}
 
@@ -298,15 +374,19 @@ class MetaWorldEnv:
             self.scenes[task] = Scene(task, self.camera_names, self.size)
         return self.scenes[task]
 
-    def run_episode(self, task: str, index: int, policy: Policy, repeat: int = 0) -> EpisodeResult:
+    def run_episode(self, task: str, index: int, policy: Policy, repeat: int = 0, twin: bool = False
+                    ) -> EpisodeResult:
         scene = self.scene(task)
-        scene.reset(self.seeds(task, index, repeat))
+        seed, _ = scene_seed(scene, self.base_seed, self.split, index, repeat)
+        scene.reset(seed)
+        v = task_text(task).variation(scene.place())
+        instruction = (twin_texts(task, v) if twin else task_text(task).texts(v))[0]
         keyframes = 0
         while keyframes < self.max_keyframes and not scene.success and scene.budget > 0:
-            action = policy(scene.inputs(), self.instructions[task])
+            action = policy(scene.inputs(), instruction)
             move_to(scene, action[:3], bool(action[7] >= 0.5))
             keyframes += 1
-        return EpisodeResult(task, index, scene.success, float(scene.success), keyframes)
+        return EpisodeResult(task, index, scene.success, float(scene.success), keyframes, seed=seed)
 
     def close(self) -> None:
         for scene in self.scenes.values():

@@ -104,9 +104,12 @@ class RLBenchEnv:
             self._tasks[name] = self.env.get_task(task_class(name))
         return self._tasks[name]
 
-    def run_episode(self, name: str, index: int, policy: Policy, repeat: int = 0) -> EpisodeResult:
+    def run_episode(self, name: str, index: int, policy: Policy, repeat: int = 0, twin: bool = False
+                    ) -> EpisodeResult:
         """Test episode `index` of task `name` under `policy`; simulator errors end it as a failure. Every
         repeat restores the same stored scene (the planner's randomness varies the outcome)."""
+        if twin:
+            raise MirrorError("RLBench tasks have no twins: twin instructions are a Meta-World evaluation")
         task = self.task(name)
         task.set_variation(-1)
         # Only the scene's random state is needed: image_paths skips decoding the demo's images and point clouds.
@@ -127,10 +130,10 @@ class RLBenchEnv:
                 kind = error_kind(err)
                 if kind is None:
                     raise
-                return EpisodeResult(name, index, False, 0.0, steps, kind)
+                return EpisodeResult(name, index, False, 0.0, steps, kind, seed=index)
             if reward >= 1 or terminate:
                 break
-        return EpisodeResult(name, index, reward >= 1, float(reward), steps)
+        return EpisodeResult(name, index, reward >= 1, float(reward), steps, seed=index)
 
     def close(self) -> None:
         self.env.shutdown()

@@ -6,12 +6,14 @@ from mirror.config import MirrorConfig
 from mirror.envs.keyframe_rollouts import KeyframeRollouts
 
 
-def make_env(cfg: MirrorConfig):
-    """A worker's simulator: RLBench on CoppeliaSim, restoring test episodes from `data.test_root`."""
+def make_env(cfg: MirrorConfig, split: str):
+    """A worker's simulator: RLBench on CoppeliaSim, restoring stored episodes: `data.test_root`'s in `mirror
+    eval`, `data.rollout_root`'s (the test root when unset) for the rollouts during training."""
     from mirror.envs.rlbench import RLBenchEnv
 
     d = cfg.data
-    return RLBenchEnv(d.test_root, headless=d.headless, max_steps=d.rollout_max_steps)
+    root = d.test_root if split == "test" else d.rollout_root or d.test_root
+    return RLBenchEnv(root, headless=d.headless, max_steps=d.rollout_max_steps)
 
 
 class RLBenchRollouts(KeyframeRollouts):

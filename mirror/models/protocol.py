@@ -26,10 +26,12 @@ from torch import Tensor, nn
 
 @dataclass
 class DataSpec:
-    """What models may know of the data: instruction texts and task names, indexed by the batch keys."""
+    """What models may know of the data: instruction texts and task names, indexed by the batch keys, and a
+    held-out paraphrase of each instruction where the data has them (for recognition, never for training)."""
 
     instructions: list[str]
     tasks: list[str]
+    paraphrases: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -1,8 +1,11 @@
-"""`mirror eval`: a checkpoint's (or a config's zero-shot) validation metrics, and rollouts in the data's
-environment repeated `repeats` times, reported as success per task (mean +- std, the paper's Table 2 layout).
+"""`mirror eval`: a checkpoint's (or a config's zero-shot) validation metrics, U's recognition of held-out test
+clips, and E's rollouts on the test scenes (never used while training or tuning: their own seed range, or the
+stored test demos of RLBench), repeated `repeats` times, reported as success per task (mean +- std, the
+paper's Table 2 layout).
 
-Everything goes to `<run>/eval/<checkpoint or zero_shot>/`: metrics.json, episodes.csv, table.md, table.png,
-and to the run's W&B run (offline unless an API key is configured).
+Everything goes to `<run>/eval/<checkpoint or zero_shot>/` (`..._twin/` when each episode is told its twin
+task's instruction): metrics.json, episodes.csv, table.md, table.png, recognition.csv, confusion.png, and to
+the run's W&B run (offline unless an API key is configured).
 """
 
 from __future__ import annotations
@@ -24,16 +27,19 @@ from mirror.training import tables
 from mirror.training.checkpoint import load_module
 from mirror.training.logging import build_logger
 from mirror.training.module import MirrorModule
+from mirror.training.recognition import recognition
 from mirror.training.run import run_dir
 
 
 @dataclass
 class Rollouts:
-    """What to roll out: task names (or 'all'), episodes per task, number of repeated evaluations."""
+    """What to roll out: task names (or 'all'), episodes per task and repeated evaluations (None: the data's
+    `test_episodes` and `test_repeats`), and whether each episode is told its twin task's instruction."""
 
     tasks: list[str] | None = None
     episodes: int | None = None
-    repeats: int = 1
+    repeats: int | None = None
+    twin: bool = False
 
 
 def validate(cfg, datamodule, module) -> dict[str, float]:
@@ -44,32 +50,46 @@ def validate(cfg, datamodule, module) -> dict[str, float]:
     return {k: float(v) for k, v in trainer.validate(module, datamodule=datamodule, verbose=False)[0].items()}
 
 
-def choose_tasks(runner, plan: Rollouts) -> None:
-    """Restrict the runner to the planned tasks (all by default); unknown ones fail before anything runs."""
+def choose_tasks(runner, plan: Rollouts, datamodule) -> None:
+    """Restrict the runner to the planned tasks (all by default, those with a twin for `twin`); unknown ones
+    fail before anything runs."""
+    if plan.twin:
+        twins = datamodule.twin_tasks() if hasattr(datamodule, "twin_tasks") else []
+        if not twins:
+            raise ConfigError(f"--twin: the tasks of data '{datamodule.cfg.data.name}' have no twins")
+        runner.tasks = [t for t in runner.tasks if t in twins]
+        runner.twin = True
     if plan.tasks and plan.tasks != ["all"]:
         unknown = [t for t in plan.tasks if t not in runner.tasks]
         if unknown:
-            raise ConfigError(f"--tasks: {unknown} not among the data's tasks {runner.tasks}")
+            raise ConfigError(f"--tasks: {unknown} not among the tasks {runner.tasks}")
         runner.tasks = list(plan.tasks)
 
 
-def rollouts(runner, module, plan: Rollouts) -> list[list]:
-    """Every repeat's per-episode results."""
-    episodes = runner.episodes(final=True, count=plan.episodes)
+def rollouts(runner, module, episodes: int, repeats: int) -> list[list]:
+    """Every repeat's per-episode results on the test scenes."""
+    runner.split = "test"
+    planned = runner.episodes(final=True, count=episodes)
     try:
-        return [runner.run(module, episodes, repeat=r) for r in tqdm(range(plan.repeats), desc="evaluations")]
+        return [runner.run(module, planned, repeat=r) for r in tqdm(range(repeats), desc="evaluations")]
     finally:
         runner.close()
 
 
+def run_of(ckpt: Path) -> Path:
+    """The run directory of a checkpoint: periodic ones live in `<run>/checkpoints/`, SLURM's in `<run>/`."""
+    ckpt = ckpt.resolve()
+    return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+
+
 def evaluate(ckpt: str | Path | None, overrides: Sequence[str] = (), config: str | Path | None = None,
              plan: Rollouts | None = None) -> tuple[dict, Path]:
-    """Evaluate a checkpoint, or with `config` alone the (pretrained) models it builds."""
+    """Evaluate a checkpoint, or with `config` alone the (pretrained) models it builds: validation metrics,
+    held-out recognition of the test clips, and rollouts on the test scenes."""
     if ckpt is not None:
         ckpt = Path(ckpt)
         cfg, datamodule, module = load_module(ckpt, overrides)
-        run = ckpt.resolve().parent.parent
-        name = ckpt.stem
+        run, name = run_of(ckpt), ckpt.stem
     elif config is not None:
         cfg = load_config(config, overrides)
         datamodule = build_datamodule(cfg)
@@ -77,20 +97,27 @@ def evaluate(ckpt: str | Path | None, overrides: Sequence[str] = (), config: str
         run, name = run_dir(cfg), "zero_shot"
     else:
         raise ConfigError("give --ckpt CKPT, or an experiment config to evaluate its models zero-shot")
-    out = run / "eval" / name
-    module.eval()
     plan = plan or Rollouts()
+    d = cfg.data
+    episodes = plan.episodes if plan.episodes is not None else getattr(d, "test_episodes", None)
+    repeats = plan.repeats if plan.repeats is not None else getattr(d, "test_repeats", 1)
+    out = run / "eval" / (f"{name}_twin" if plan.twin else name)
+    module.eval()
     runner = datamodule.rollout_runner() if module.execution is not None else None
-    rolls = runner is not None and plan.repeats > 0 and (plan.episodes is None or plan.episodes > 0)
+    rolls = runner is not None and repeats > 0 and (episodes is None or episodes > 0)
     if rolls:
-        choose_tasks(runner, plan)
+        choose_tasks(runner, plan, datamodule)
     report: dict = {"checkpoint": str(ckpt) if ckpt else None, "metrics": validate(cfg, datamodule, module)}
+    if module.understanding is not None and hasattr(datamodule, "clips") and not plan.twin:
+        report["metrics"].update(recognition(module.understanding, datamodule, "test", out))
     if rolls:
-        results = rollouts(runner, module, plan)
+        results = rollouts(runner, module, episodes, repeats)
         stats = tables.write(results, runner.tasks, cfg.run.name, out)
         report["success"] = {task: {"mean": m, "std": s} for task, (m, s) in stats.items()}
         report["repeats"] = len(results)
         report["errors"] = error_counts([e for repeat in results for e in repeat])
+        if hasattr(datamodule, "scene_novelty"):
+            report["scene_novelty"] = datamodule.scene_novelty([e for repeat in results for e in repeat])
         log_to_wandb(cfg, run, out, stats)
     if not report["metrics"] and "success" not in report:
         raise MirrorError(f"data '{cfg.data.name}' has neither a validation split nor rollouts to evaluate")

@@ -7,6 +7,7 @@ then cosine or constant), so a branch is optimised as it would be alone.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterable
 
@@ -14,17 +15,20 @@ import torch
 from torch import nn
 
 from mirror.config.schema import MirrorConfig, OptimizerConfig, OptimizerKind, Schedule
+from mirror.errors import MirrorError
 from mirror.models.protocol import param_groups
 
 PARTS = ("understanding", "execution", "align")
 
 
-def _decay_split(name: str, params: Iterable[nn.Parameter], lr: float, weight_decay: float,
+def _decay_split(name: str, params: Iterable[nn.Parameter], lr: float, spec: OptimizerConfig,
                  exempt: set[int]) -> list[dict]:
-    """Matrices decay; biases, norm gains, other vectors and the model's exempt parameters do not."""
+    """Matrices decay; biases, norm gains, other vectors and the model's exempt parameters do not, unless the
+    optimiser decays every tensor (`decay_all`)."""
+    weight_decay = spec.weight_decay
     params = [p for p in params if p.requires_grad]
-    decay = [p for p in params if p.ndim >= 2 and id(p) not in exempt]
-    rest = [p for p in params if p.ndim < 2 or id(p) in exempt]
+    decay = [p for p in params if spec.decay_all or (p.ndim >= 2 and id(p) not in exempt)]
+    rest = [p for p in params if not spec.decay_all and (p.ndim < 2 or id(p) in exempt)]
     groups = [
         {"name": name, "params": decay, "lr": lr, "weight_decay": weight_decay},
         {"name": f"{name}/no_decay", "params": rest, "lr": lr, "weight_decay": 0.0},
@@ -50,10 +54,9 @@ def build_param_groups(branches: dict[str, nn.Module | None], align: nn.Module |
         lr = branch.lr * (global_batch if branch.lr_per_sample else 1)
         exempt = _exempt(model)
         for part in param_groups(model):
-            groups += _decay_split(f"{kind}/{part.name}", part.params, lr * part.lr_scale,
-                                   branch.optimizer.weight_decay, exempt)
+            groups += _decay_split(f"{kind}/{part.name}", part.params, lr * part.lr_scale, branch.optimizer, exempt)
     if align is not None:
-        groups += _decay_split("align", align.parameters(), cfg.align.lr, cfg.align.optimizer.weight_decay, set())
+        groups += _decay_split("align", align.parameters(), cfg.align.lr, cfg.align.optimizer, set())
     return groups
 
 
@@ -76,12 +79,26 @@ def lr_factor(cfg: MirrorConfig) -> Callable[[int], float]:
 def make_optimizer(groups: list[dict], spec: OptimizerConfig) -> torch.optim.Optimizer:
     betas = tuple(spec.betas)
     if spec.name == OptimizerKind.lamb:
-        from timm.optim import Lamb  # timm is slow to import; only runs that use LAMB pay for it
+        return bitsandbytes_lamb()(groups, betas=betas, eps=spec.eps, optim_bits=32, max_unorm=1.0)
+    if spec.name == OptimizerKind.lamb_timm:
+        from timm.optim import Lamb  # timm is slow to import; only runs that use it pay for it
 
         # Clipping is the trainer's job (trainer.gradient_clip_val), not a hidden default of the optimiser.
         return Lamb(groups, betas=betas, eps=spec.eps, max_grad_norm=None)
     # The fused kernel runs on CPU and GPU and is several times faster than the per-tensor loop.
     return torch.optim.AdamW(groups, betas=betas, eps=spec.eps, fused=True)
+
+
+def bitsandbytes_lamb() -> type[torch.optim.Optimizer]:
+    """bitsandbytes' LAMB class (ARP's optimiser): Adam steps capped per tensor at ||p|| (a tensor at 0 stays
+    at 0), decoupled weight decay. Imported on first use; its CPU backend's note about an optional 4-bit
+    kernel hub is silenced (nothing is fetched)."""
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    try:
+        import bitsandbytes
+    except ModuleNotFoundError:
+        raise MirrorError("optimizer 'lamb' needs bitsandbytes: pip install 'mirror[arp]'") from None
+    return bitsandbytes.optim.LAMB
 
 
 def build_optimizer(groups: list[dict], cfg: MirrorConfig) -> BranchOptimizers:

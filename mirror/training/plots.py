@@ -70,3 +70,43 @@ def line_chart(x: Sequence[float], series: dict[str, Sequence[float]], path: Pat
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def confusion_matrix(matrix: np.ndarray, labels: Sequence[str], path: Path, title: str) -> Path:
+    """Counts of true (rows) against predicted (columns) classes, each row normalised to its share."""
+    shares = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+    size = max(5.0, 0.28 * len(labels) + 3)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=6)
+    ax.set_yticks(range(len(labels)), labels, fontsize=6)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("shown")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, fraction=0.04, label="share of the row")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def difference_chart(differences: dict, path: Path, title: str) -> Path:
+    """A difference (e.g. of success rates) per task with its 95% interval (`stats.Interval`s), zero marked."""
+    names = list(differences)
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.5 * len(names) + 2), 3.8))
+    means = np.array([differences[n].mean for n in names])
+    lo = np.array([differences[n].mean - differences[n].lo for n in names])
+    hi = np.array([differences[n].hi - differences[n].mean for n in names])
+    colours = ["#55A868" if m > 0 else "#C44E52" for m in means]
+    ax.bar(range(len(names)), means, yerr=np.nan_to_num(np.stack([lo, hi])), capsize=3, color=colours)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(names)), names, rotation=45 if len(names) > 4 else 0, ha="right" if len(names) > 4
+                  else "center")
+    ax.set_ylabel("difference")
+    ax.set_title(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -25,9 +25,13 @@ COLUMNS = ("episodes", "successes", "reward", "length", "errors")
 
 class RolloutRunner(Protocol):
     """Runs a data's evaluation episodes: `episodes` lists (task, index) pairs (the configured count, the
-    final count, or `count` per task); `run` plays them (repeat r re-runs with fresh randomness)."""
+    final count, or `count` per task); `run` plays them (repeat r re-runs with fresh randomness) on the scenes
+    of `split` (`rollout` during training, `test` in `mirror eval`), with each task's twin instruction when
+    `twin`."""
 
     tasks: list[str]
+    split: str
+    twin: bool
 
     def episodes(self, final: bool, count: int | None = None) -> list[tuple[str, int]]: ...
 

@@ -39,6 +39,8 @@ class BabyAIDataConfig(DataConfig):
     rollout_episodes: int = 100  # per level, at each validation and at the end
     rollout_workers: int = 2
     final_rollout_episodes: int = 500  # per level, after training
+    test_episodes: int = 500  # `mirror eval`'s episodes per level, on test layouts
+    test_repeats: int = 1  # `mirror eval`'s repeated evaluations (each samples actions afresh)
     rollout_greedy: bool = False  # argmax actions; by default sample from the cloned policy (see README)
     batch_size: int = 128  # episodes per batch for the agent
     paired: int = 32  # the first `paired` episodes of a batch also get a partner clip for U and alignment

@@ -17,7 +17,7 @@ import numpy as np
 from mirror.data.keyframes.records import EpisodeInfo, Sample
 from mirror.data.video import segment_frames
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: samples hold the collision flag at the keyframe and at the frame before
 EpisodeKey = tuple[str, int]  # (task, episode index)
 
 
@@ -66,9 +66,15 @@ class CacheStore:
     def observation(self, e: int, k: int) -> dict[str, np.ndarray]:
         return {name: np.array(self._array(e, name)[k]) for name in ("rgb", "depth", "extrinsics", "intrinsics")}
 
-    def clip(self, e: int, count: int, rng: np.random.Generator | None) -> np.ndarray:
+    def clip(self, e: int, count: int, rng: np.random.Generator | None, span: float = 1.0) -> np.ndarray:
+        """`count` frames of the first `span` of the episode (its pool of frames spans the whole episode)."""
         pool = self._array(e, "clip")
-        return np.array(pool[segment_frames(len(pool), count, rng)])
+        return np.array(pool[segment_frames(spanned(len(pool), span), count, rng)])
+
+
+def spanned(length: int, span: float) -> int:
+    """How many of an episode's `length` frames (or pool frames) lie in its first `span` (at least one)."""
+    return max(1, min(length, int(np.ceil(span * length))))
 
 
 def cache_folder(cache: str | Path, root: str | Path) -> Path:

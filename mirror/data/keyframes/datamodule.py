@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass, field
+from enum import Enum
 
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
@@ -24,6 +26,13 @@ from mirror.errors import ConfigError
 from mirror.models.protocol import DataSpec
 
 
+class CollisionLabel(str, Enum):
+    """Which frame's `ignore_collisions` flag a keyframe sample learns."""
+
+    keyframe = "keyframe"  # the keyframe's own (ARP)
+    previous = "previous"  # the frame before the keyframe (PerAct, RVT)
+
+
 @dataclass
 class KeyframeDataConfig(DataConfig):
     tasks: list[str] = field(default_factory=list)
@@ -32,12 +41,16 @@ class KeyframeDataConfig(DataConfig):
     cache: str = "data/cache"
     clip_frames: int = 8
     clip_pool: int = 32  # front frames kept per episode in the cache, clips are sampled among them
+    clip_span: float = 1.0  # U's clips come from this first fraction of each episode
     task_uniform: bool = True
+    collision_label: CollisionLabel = CollisionLabel.keyframe
     rollout_tasks: list[str] | None = None  # None: all of `tasks`
     rollout_episodes: int = 0  # per task at each validation (0: no rollouts during training)
     rollout_workers: int = 1  # simulator processes
     rollout_timeout: float = 900.0  # seconds one episode may take before its worker is replaced
     rollout_max_steps: int = 25  # key poses per episode
+    test_episodes: int = 25  # `mirror eval`'s episodes per task, in each repeat
+    test_repeats: int = 3  # `mirror eval`'s repeated evaluations
 
 
 class KeyframeData(MirrorDataModule):
@@ -51,6 +64,8 @@ class KeyframeData(MirrorDataModule):
         frames = getattr(cfg.understanding, "frames", d.clip_frames)
         if frames != d.clip_frames:
             raise ConfigError(f"data.clip_frames={d.clip_frames} but understanding.frames={frames}")
+        if not 0 < d.clip_span <= 1:
+            raise ConfigError(f"data.clip_span={d.clip_span}: must be a fraction of the episode in (0, 1]")
         self._stores: dict[str, object] = {}
         self._spec: DataSpec | None = None
 
@@ -89,7 +104,20 @@ class KeyframeData(MirrorDataModule):
         if not store.episodes:
             return None
         first = 0 if split == "train" else len(self.store("train").episodes)
-        return KeyframeSamples(store, self.spec, self.cfg.align.positives, self.cfg.data.clip_frames, first)
+        d = self.cfg.data
+        return KeyframeSamples(store, self.spec, self.cfg.align.positives, d.clip_frames, first,
+                               d.collision_label == CollisionLabel.previous, d.clip_span)
+
+    def clips(self, split: str, span: float) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """One evaluation clip per episode of a split, from the first `span` of it: (E, T, H, W, 3) frames,
+        the episodes' instruction and task indices; None when the split has no episodes."""
+        store = self.store(split)
+        if not store.episodes:
+            return None
+        index = {t: i for i, t in enumerate(self.spec.instructions)}
+        videos = np.stack([store.clip(e, self.cfg.data.clip_frames, None, span) for e in range(len(store.episodes))])
+        return (videos, np.array([index[ep.descriptions[0]] for ep in store.episodes]),
+                np.array([self.spec.tasks.index(ep.task) for ep in store.episodes]))
 
     def train_set(self) -> Dataset:
         samples = self._samples("train")

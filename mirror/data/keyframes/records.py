@@ -14,7 +14,8 @@ class Sample:
     step: int  # index of the keyframe in the episode
     pose: list[float]  # target xyz + quaternion xyzw
     gripper_open: float
-    ignore_collisions: float  # from the frame before the keyframe
+    ignore_collisions: float  # at the keyframe (ARP's label)
+    ignore_collisions_before: float  # at the frame before the keyframe (PerAct's and RVT's label)
     proprio: list[float]  # at obs_frame: gripper open, two finger joint positions
 
 

@@ -19,8 +19,10 @@ from mirror.models.protocol import DataSpec
 class KeyframeSamples(Dataset):
     """Keyframe samples of a set of episodes, each with a partner clip for the understanding model."""
 
-    def __init__(self, store, spec: DataSpec, positives: Positives, clip_frames: int, first_episode: int):
-        self.store, self.positives, self.clip_frames = store, positives, clip_frames
+    def __init__(self, store, spec: DataSpec, positives: Positives, clip_frames: int, first_episode: int,
+                 collision_before: bool = False, clip_span: float = 1.0):
+        self.store, self.positives, self.clip_frames, self.clip_span = store, positives, clip_frames, clip_span
+        self.collision_before = collision_before  # the flag of the frame before the keyframe (PerAct, RVT)
         index = {t: i for i, t in enumerate(spec.instructions)}
         episodes = store.episodes
         self.instruction = np.array([index[ep.descriptions[0]] for ep in episodes])
@@ -55,14 +57,15 @@ class KeyframeSamples(Dataset):
         p = self.partner(e, rng)
         ids = {"episode": int(self.episode_id[e]), "instruction": int(self.instruction[e]), "task": int(self.task[e])}
         return {
-            "understanding": {"video": self.store.clip(p, self.clip_frames, rng),
+            "understanding": {"video": self.store.clip(p, self.clip_frames, rng, self.clip_span),
                               "instruction": int(self.instruction[p]), "task": int(self.task[p])},
             "execution": {
                 "rgb": obs["rgb"], "xyz": world_points(obs),
                 "proprio": np.asarray(sample.proprio, dtype=np.float32),
                 "pose": np.asarray(sample.pose, dtype=np.float32),
                 "gripper_open": np.float32(sample.gripper_open),
-                "ignore_collisions": np.float32(sample.ignore_collisions),
+                "ignore_collisions": np.float32(sample.ignore_collisions_before if self.collision_before
+                                                else sample.ignore_collisions),
                 "step": sample.step, "instruction": ids["instruction"], "task": ids["task"],
             },
             "keys": ids,

@@ -1,12 +1,14 @@
 """`mirror demos metaworld`: scripted-expert demonstrations of Meta-World tasks, written straight into the
 keyframe cache that training reads (`mirror.data.keyframes.cache`, the RLBench path's format).
 
-Episode i of a task and split starts from the seed `episode_seed(seed, split, i + a * STRIDE)` for the first
-attempt a = 0, 1, ... whose expert succeeds (the scripted experts fail on a few per cent of the scenes;
-such seeds are skipped and counted), so training, validation and rollout scenes never share a seed, and an
-episode does not depend on the number of workers. Per keyframe sample (see `keyframes.py`; the observation
-at the previous keyframe, the hand pose and gripper at the keyframe) the cameras' RGB, depth and matrices,
-and `pool` front-camera frames per episode for clips. An episode is rewritten when its request changes.
+Episode i of a task and split starts from `scene_seed`: the first of its candidate seeds in the split's range
+whose scene is variation i mod the task's count (`tasks.py`) and from which the scripted expert succeeds (it
+fails on a few per cent of the scenes; such seeds are skipped and counted). Training, validation, rollout and
+test scenes never share a seed, and an episode does not depend on the number of workers. Per keyframe sample
+(see `keyframes.py`; the observation at the previous keyframe, the hand pose and gripper at the keyframe) the
+cameras' RGB, depth and matrices, and `pool` front-camera frames per episode for clips. An episode is rewritten
+when anything it is made from changes: the request, the task's instructions, or the constants of the
+keyframe rule, the controller and the expert recording.
 """
 
 from __future__ import annotations
@@ -16,34 +18,30 @@ import json
 import multiprocessing as mp
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from functools import cache
 from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
-import yaml
 from tqdm import tqdm
 
 from mirror.data.keyframes.cache import CACHE_VERSION, episode_dir, save_episode
 from mirror.data.keyframes.records import EpisodeInfo, Sample
 from mirror.data.metaworld.keyframes import keyframes
+from mirror.data.metaworld.tasks import task_text
 from mirror.data.paths import writable_folder
-from mirror.data.seeds import episode_seed
-from mirror.errors import ConfigError, MirrorError
 
-STRIDE = 100_000  # attempts of one episode are this far apart in the split's seed range
-MAX_ATTEMPTS = 20
-SPLITS = ("train", "val")
-INSTRUCTIONS = Path(__file__).with_name("instructions.yaml")
+SAMPLES_VERSION = 3  # 2: the orientation target is the identity (see `Scene.pose`); 3: upright cameras
 
 
-@cache
-def instructions() -> dict[str, list[str]]:
-    """Task -> its instruction (index 0) and paraphrases, from `instructions.yaml`."""
-    return yaml.safe_load(INSTRUCTIONS.read_text())
+def constants() -> dict[str, float]:
+    """The constants an episode's keyframes and samples depend on: the keyframe rule's, the controller's and
+    the expert recording's (changing one rewrites the cached episodes)."""
+    from mirror.data.metaworld import keyframes as rule
+    from mirror.envs import metaworld as env
 
-
-SAMPLES_VERSION = 2  # 2: the orientation target is the identity (see `Scene.pose`)
+    names = {rule: ["STOP_SPEED", "CORNER"], env: ["AFTER_SUCCESS", "ATTEMPTS", "MOVE_STEPS", "GAIN", "SETTLED",
+                                                    "STALL_STEPS", "STALLED", "GRIP_STEPS", "CLOSED", "OPEN"]}
+    return {f"{module.__name__}.{n}": getattr(module, n) for module, group in names.items() for n in group}
 
 
 @dataclass(frozen=True)
@@ -57,7 +55,12 @@ class Request:
 
     def fingerprint(self) -> dict:
         return {**asdict(self), "cameras": list(self.cameras), "metaworld": version("metaworld"),
-                "mujoco": version("mujoco"), "samples": SAMPLES_VERSION}
+                "mujoco": version("mujoco"), "samples": SAMPLES_VERSION, "constants": constants()}
+
+
+def task_fingerprint(request: dict, task: str) -> dict:
+    """What one task's episodes are made from: the request and the task's instructions and variations."""
+    return {"request": request, "text": repr(task_text(task))}
 
 
 def demo_samples(pose: np.ndarray, fingers: np.ndarray, keys: list[int], closed: list[bool]) -> list[Sample]:
@@ -68,7 +71,7 @@ def demo_samples(pose: np.ndarray, fingers: np.ndarray, keys: list[int], closed:
         was_open = 0.0 if j and closed[j - 1] else 1.0
         out.append(Sample(
             obs_frame=before, target_frame=k, step=j, pose=[float(v) for v in pose[k]],
-            gripper_open=0.0 if closed[j] else 1.0, ignore_collisions=0.0,
+            gripper_open=0.0 if closed[j] else 1.0, ignore_collisions=0.0, ignore_collisions_before=0.0,
             proprio=[was_open, *(float(v) for v in fingers[before])],
         ))
     return out
@@ -96,21 +99,24 @@ class Demo:
 
 
 def record(scene, split: str, index: int, base_seed: int) -> Demo:
-    """Episode `index` of a split: the first seed of its attempts on which the scripted expert succeeds, its
-    keyframes and samples."""
-    from mirror.envs.metaworld import expert
+    """Episode `index` of a split: its scene (`scene_seed`, the expert succeeding), keyframes and samples."""
+    from mirror.envs.metaworld import expert, scene_seed
 
-    for attempt in range(MAX_ATTEMPTS):
-        seed = episode_seed(base_seed, split, index + attempt * STRIDE)
-        trajectory = expert(scene, seed)
-        if trajectory.success:
-            break
-    else:
-        raise MirrorError(f"{scene.task}: the scripted expert failed {MAX_ATTEMPTS} scenes in a row (episode {index})")
+    runs = {}
+
+    def succeeds(seed: int) -> bool:
+        runs[seed] = expert(scene, seed)
+        return runs[seed].success
+
+    seed, failed = scene_seed(scene, base_seed, split, index, accept=succeeds)
+    trajectory = runs[seed]
+    scene.reset(seed)
+    text = task_text(scene.task)
+    v = text.variation(scene.place())
     keys, closed = keyframes(trajectory.hand, trajectory.grip)
     samples = demo_samples(trajectory.pose, trajectory.fingers, keys, closed)
-    info = EpisodeInfo(scene.task, index, 0, instructions()[scene.task], len(trajectory.physics), keys, samples)
-    return Demo(seed, attempt, trajectory, info)
+    info = EpisodeInfo(scene.task, index, v, text.texts(v), len(trajectory.physics), keys, samples)
+    return Demo(seed, failed, trajectory, info)
 
 
 def write_demo(job: tuple[Path, str, str, int, Request]) -> tuple[str, int]:
@@ -130,7 +136,7 @@ def write_demo(job: tuple[Path, str, str, int, Request]) -> tuple[str, int]:
     for frame in frames:
         scene.restore(physics[frame])
         clip.append(scene.cameras.rgb(scene.data, FRONT))
-    fingerprint = {"request": request.fingerprint(), "seed": demo.seed}
+    fingerprint = {**task_fingerprint(request.fingerprint(), task), "seed": demo.seed}
     save_episode(episode_dir(root / split, (task, index)), demo.info, observations, np.stack(clip), frames,
                  fingerprint)
     return task, demo.failed
@@ -142,12 +148,13 @@ def episode_seed_of(folder: Path) -> int:
 
 
 def is_current(folder: Path, fingerprint: dict) -> bool:
-    """Whether the cached episode in `folder` was made from the request with this fingerprint."""
+    """Whether the cached episode in `folder` was made from what `task_fingerprint` describes."""
     meta = folder / "meta.json"
     if not meta.is_file():
         return False
     data = json.loads(meta.read_text())
-    return data.get("version") == CACHE_VERSION and data["fingerprint"]["request"] == fingerprint
+    made = data.get("fingerprint", {})
+    return data.get("version") == CACHE_VERSION and {k: made.get(k) for k in fingerprint} == fingerprint
 
 
 def _close_scenes() -> None:
@@ -164,13 +171,10 @@ def generate(root: str | Path, tasks: Sequence[str], counts: dict[str, int], req
 
     check_tasks(list(tasks))
     root = Path(root)
-    known = instructions()
-    missing = [t for t in tasks if t not in known]
-    if missing:
-        raise ConfigError(f"{INSTRUCTIONS}: no instruction for {missing}")
-    fingerprint = request.fingerprint()
-    jobs = [(root, split, task, i, request) for split in SPLITS for task in tasks for i in range(counts[split])
-            if not is_current(episode_dir(root / split, (task, i)), fingerprint)]
+    request_print = request.fingerprint()
+    prints = {task: task_fingerprint(request_print, task) for task in tasks}
+    jobs = [(root, split, task, i, request) for split in counts for task in tasks for i in range(counts[split])
+            if not is_current(episode_dir(root / split, (task, i)), prints[task])]
     failed = dict.fromkeys(tasks, 0)
     writable_folder(root, "--out")
     bar = dict(total=len(jobs), desc="metaworld demos", unit="ep", disable=not jobs)
@@ -190,18 +194,19 @@ def generate(root: str | Path, tasks: Sequence[str], counts: dict[str, int], req
 def main(argv: Sequence[str]) -> None:
     from mirror.envs.metaworld import CAMERAS, IMAGE_SIZE, MT10
 
-    p = argparse.ArgumentParser(prog="mirror demos metaworld", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="mirror demos metaworld", description=__doc__.split("\n\n")[0])
     p.add_argument("--tasks", nargs="+", default=list(MT10), help="Meta-World v3 task names (default: MT10)")
     p.add_argument("--episodes", type=int, default=20, help="training episodes per task")
     p.add_argument("--val-episodes", type=int, default=5, help="validation episodes per task")
-    p.add_argument("--out", default="data/metaworld", help="cache root: <out>/{train,val}/<task>/episode<i>/")
-    p.add_argument("--seed", type=int, default=0, help="base of the episode seeds")
+    p.add_argument("--test-episodes", type=int, default=0, help="test episodes per task (scenes of `mirror eval`)")
+    p.add_argument("--out", default="data/metaworld", help="cache root: <out>/{train,val,test}/<task>/episode<i>/")
+    p.add_argument("--seed", type=int, default=0, help="base of the episode seeds (data.demo_seed)")
     p.add_argument("--size", type=int, default=IMAGE_SIZE, help="camera image size (square)")
     p.add_argument("--pool", type=int, default=32, help="front-camera frames kept per episode for clips")
     p.add_argument("--workers", type=int, default=2)
     args = p.parse_args(argv)
     request = Request(args.seed, CAMERAS, args.size, args.pool)
-    failed = generate(args.out, args.tasks, {"train": args.episodes, "val": args.val_episodes}, request,
-                      args.workers)
-    print(f"demos {args.out}: {len(args.tasks)} tasks x ({args.episodes} + {args.val_episodes}) episodes ready; "
+    counts = {"train": args.episodes, "val": args.val_episodes, "test": args.test_episodes}
+    failed = generate(args.out, args.tasks, counts, request, args.workers)
+    print(f"demos {args.out}: {len(args.tasks)} tasks x ({' + '.join(map(str, counts.values()))}) episodes ready; "
           f"expert failures skipped: {sum(failed.values())}")

@@ -31,7 +31,8 @@ class RLBenchDataConfig(KeyframeDataConfig):
     cache_workers: int = 2
     skip_bad: bool = False  # skip unreadable episodes with a warning instead of failing
     batch_size: int = 24
-    test_root: str = "data/rlbench/test"  # stored test demos: evaluation episode i restores demo i
+    test_root: str = "data/rlbench/test"  # stored test demos: `mirror eval` episode i restores demo i
+    rollout_root: str | None = None  # stored demos for the rollouts during training (None: test_root)
     headless: bool = True
 
 
@@ -45,7 +46,8 @@ class RLBenchData(KeyframeData):
             warnings.warn(f"data.tasks: {unknown} are not among the 18 standard tasks", stacklevel=2)
 
     def split_keys(self) -> dict[str, tuple[str, list[EpisodeKey]]]:
-        """(root, episode keys) of the training and validation splits."""
+        """(root, episode keys) of the training, validation and test splits (the test split: the first
+        `data.test_episodes` stored test demos per task, when `data.test_root` exists; for held-out recognition)."""
         d = self.cfg.data
         if d.val_root is not None and not Path(d.val_root).is_dir():
             raise ConfigError(f"data.val_root: folder not found: {d.val_root} (null: hold out episodes of data.root)")
@@ -59,7 +61,9 @@ class RLBenchData(KeyframeData):
                 val += [(task, i) for i in present[d.episodes : d.episodes + d.val_episodes]]
             else:
                 val += [(task, i) for i in episode_indices(d.val_root, task)[: d.val_episodes]]
-        return {"train": (d.root, train), "val": (d.val_root or d.root, val)}
+        test = [(task, i) for task in d.tasks for i in episode_indices(d.test_root, task)[: d.test_episodes]] \
+            if Path(d.test_root).is_dir() else []
+        return {"train": (d.root, train), "val": (d.val_root or d.root, val), "test": (d.test_root, test)}
 
     def build_store(self, split: str):
         d = self.cfg.data

@@ -79,7 +79,8 @@ def samples(demo: pickles.Demo, keys: list[int]) -> list[Sample]:
         out.append(Sample(
             obs_frame=keys[j - 1] if j else 0, target_frame=k, step=j,
             pose=_floats(target.gripper_pose, 7, f"gripper_pose of frame {k}"), gripper_open=float(target.gripper_open),
-            ignore_collisions=float(demo[max(0, k - 1)].ignore_collisions),
+            ignore_collisions=float(target.ignore_collisions),
+            ignore_collisions_before=float(demo[max(0, k - 1)].ignore_collisions),
             proprio=[float(obs.gripper_open), *_floats(obs.gripper_joint_positions, 2, "gripper_joint_positions")],
         ))
     return out

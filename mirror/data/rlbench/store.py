@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from mirror.data.keyframes.cache import CACHE_VERSION, EpisodeKey, episode_dir, save_episode
+from mirror.data.keyframes.cache import CACHE_VERSION, EpisodeKey, episode_dir, save_episode, spanned
 from mirror.data.rlbench.episode import BadEpisodeError, RawEpisode
 from mirror.data.rlbench.format import CAMERAS, LOW_DIM, episode_folder
 from mirror.data.video import segment_frames
@@ -41,8 +41,8 @@ class RawStore:
     def observation(self, e: int, k: int) -> dict[str, np.ndarray]:
         return self.raw[e].observation(self.episodes[e].samples[k].obs_frame)
 
-    def clip(self, e: int, count: int, rng: np.random.Generator | None) -> np.ndarray:
-        return self.raw[e].front_frames(segment_frames(self.episodes[e].length, count, rng))
+    def clip(self, e: int, count: int, rng: np.random.Generator | None, span: float = 1.0) -> np.ndarray:
+        return self.raw[e].front_frames(segment_frames(spanned(self.episodes[e].length, span), count, rng))
 
 
 def fingerprint(folder: Path, cameras: tuple[str, ...] = CAMERAS) -> list[int]:

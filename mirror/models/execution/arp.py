@@ -59,20 +59,21 @@ class ARPConfig(ExecutionConfig):
     dropout: float = 0.1
     scene_bounds: list[float] = field(default_factory=lambda: list(SCENE_BOUNDS))  # x0, y0, z0, x1, y1, z1 (m)
     zoom: float = 4.0  # stage-2 magnification
-    zoom_noise: float = 0.1  # cube units of noise on the stage-2 centre in training
+    zoom_noise: float = 0.1  # cube units of uniform noise on the stage-2 centre in every training step (ARP)
     rotation_jitter: list[int] = field(default_factory=lambda: [-2, -1, 0, -1, -2])  # bins added to the
     rotation_jitter_p: list[float] = field(default_factory=lambda: [0.1, 0.2, 0.4, 0.2, 0.1])  # teacher inputs
-    augment: bool = True  # SE(3) perturbation, RGB noise, stage-2 centre noise and rotation jitter, in training
+    augment: bool = True  # SE(3) perturbation of scene and target in training (ARP's transform_augmentation)
+    jitter: bool = True  # rotation jitter of the teacher-forced inputs in training (ARP's rotation_aug)
     shift: float = 0.125  # translation range as a fraction of the scene bounds' extent per axis
     yaw: float = 45.0  # degrees
-    rgb_noise: float = 0.05
+    rgb_noise: float = 0.05  # uniform colour noise of up to this amplitude in every training step (ARP)
     feature: ARPFeature = ARPFeature.sequence
     clip_checkpoint: str | None = None  # OpenAI's RN50.pt or an open_clip RN50, for the language features
     checkpoint: str | None = None  # ARP weights: ARP's released RLBench checkpoint, or `mirror convert arp` output
     lr: float = 1.25e-5
     lr_per_sample: bool = True  # lr x global batch size, as ARP trains
     optimizer: OptimizerConfig = field(
-        default_factory=lambda: OptimizerConfig(name=OptimizerKind.lamb, weight_decay=1e-4))
+        default_factory=lambda: OptimizerConfig(name=OptimizerKind.lamb, weight_decay=1e-4, decay_all=True))
 
 
 def check(cfg: ARPConfig) -> None:
@@ -139,43 +140,57 @@ class ARP(nn.Module):
         draw = torch.multinomial(weights, bins.numel(), replacement=True).view_as(bins)
         return (bins + values[draw]) % geo.BINS
 
-    def run(self, inputs: dict, train: bool, augment: bool = False) -> dict[str, Tensor]:
-        """Both stages and the sequence: with `train`, teacher-forced on the (optionally augmented) targets
-        with a noisy stage-2 centre; otherwise greedy from the predicted points."""
+    def placed(self, inputs: dict, train: bool, noisy: bool) -> dict[str, Tensor]:
+        """The scene in the cube and, with `train`, the targets: points, colours, validity and the target point,
+        orientation and rotation bins, with ARP's training noise when `noisy` (SE(3) by `augment`, RGB noise
+        always). Geometry and labels are computed in float32 whatever the autocast precision."""
         cfg, bounds = self.cfg, self.cfg.scene_bounds
         points, colours = self.scene(inputs)
-        proprio = inputs["proprio"].float()
-        language = self.language[inputs["instruction"]] if "language" not in inputs else inputs["language"]
         out: dict[str, Tensor] = {}
         if train:
             pos, quat = inputs["pose"][:, :3].float(), inputs["pose"][:, 3:].float()
-            if augment:
+            if noisy and cfg.augment:
                 points, pos, quat = geo.augment(points, pos, quat, bounds, shift=cfg.shift, yaw_degrees=cfg.yaw)
+            if noisy and cfg.rgb_noise > 0:
                 s = cfg.rgb_noise * torch.rand(colours.shape[0], 1, 1, device=colours.device)
                 colours = colours + (torch.rand_like(colours) * 2 - 1) * s
             out["target"], out["quat"] = geo.to_cube(pos, bounds), geo.canonical(quat)
-        valid = geo.in_bounds(points, bounds)
-        cube = geo.to_cube(points, bounds)
+            out["bins"] = geo.quat_to_bins(out["quat"])
+        out["valid"], out["cube"], out["colours"] = geo.in_bounds(points, bounds), geo.to_cube(points, bounds), colours
+        return out
+
+    def run(self, inputs: dict, train: bool, noisy: bool = False) -> dict[str, Tensor]:
+        """Both stages and the sequence: with `train`, teacher-forced on the targets (with ARP's training noise
+        when `noisy`: the perturbations of `placed`, a noisy stage-2 centre, rotation jitter); otherwise greedy
+        from the predicted points."""
+        cfg = self.cfg
+        fp32 = torch.autocast(inputs["xyz"].device.type, enabled=False)  # geometry and labels stay float32
+        with fp32:
+            out = self.placed(inputs, train, noisy)
+        cube, colours, valid = out.pop("cube"), out.pop("colours"), out.pop("valid")
+        proprio = inputs["proprio"].float()
+        language = self.language[inputs["instruction"]] if "language" not in inputs else inputs["language"]
         _, out["logits1"], tokens1 = self.stage(0, cube, colours, valid, proprio, language)
-        if train:
-            noise = (torch.rand_like(out["target"]) * 2 - 1) * cfg.zoom_noise if augment else 0
-            center = out["target"] + noise
-        else:
-            center = geo.heatmaps_to_point(out["logits1"])
-        zoomed = (cube - center[:, None]) * cfg.zoom  # the whole cloud: what lies in front stays in view
+        with fp32:
+            if train:
+                noise = (torch.rand_like(out["target"]) * 2 - 1) * cfg.zoom_noise if noisy else 0
+                center = out["target"] + noise
+            else:
+                center = geo.heatmaps_to_point(out["logits1"].float())
+            zoomed = (cube - center[:, None]) * cfg.zoom  # the whole cloud: what lies in front stays in view
         maps2, out["logits2"], tokens2 = self.stage(1, zoomed, colours, valid, proprio, language)
         out["center"] = center
         out["points"] = torch.cat([tokens1, tokens2], 1)
-        if train:
-            out["target2"] = (out["target"] - center) * cfg.zoom
-            pixels = geo.point_pixels(out["target2"], cfg.image_size)
-        else:
-            out["point2"] = geo.heatmaps_to_point(out["logits2"])
-            pixels = geo.point_pixels(out["point2"], cfg.image_size)
+        with fp32:
+            if train:
+                out["target2"] = (out["target"] - center) * cfg.zoom
+                pixels = geo.point_pixels(out["target2"], cfg.image_size)
+            else:
+                out["point2"] = geo.heatmaps_to_point(out["logits2"].float())
+                pixels = geo.point_pixels(out["point2"], cfg.image_size)
         prompts = self.head.prompts(maps2, pixels, cfg.patch)
         if train:
-            out["bins"] = geo.quat_to_bins(out["quat"])
-            rotation = self.jitter(out["bins"]) if augment else out["bins"]
+            rotation = self.jitter(out["bins"]) if noisy and cfg.jitter else out["bins"]
             values = [*rotation.unbind(1), inputs["gripper_open"].round().long(),
                       inputs["ignore_collisions"].round().long()]
             out["hidden"], out["queries"] = self.head.sequence(prompts, values, range(PROMPTS, len(TYPES)))
@@ -210,7 +225,7 @@ class ARP(nn.Module):
         """inputs: `rgb` (B, 4, H, W, 3) uint8, `xyz` (B, 4, H, W, 3) world points, `proprio` (B, 3),
         `instruction` (B,), and for the task loss `pose` (B, 7), `gripper_open`, `ignore_collisions`."""
         if self.training and task:
-            out = self.run(inputs, train=True, augment=self.cfg.augment)
+            out = self.run(inputs, train=True, noisy=True)
             terms = self.losses(out, inputs)
             metrics = {f"loss_{k}": v.detach() for k, v in terms.items()}
             return BranchOutput(self.feature(out), sum(terms.values()), metrics)

@@ -36,13 +36,14 @@ EMPTY = torch.iinfo(torch.int64).max & ~PRIORITY  # above every real key, with o
 
 
 def coordinates(cube: Tensor, size: int = 224) -> tuple[Tensor, Tensor, Tensor]:
-    """Cube points (..., 3) -> column u, row v and depth d, each (..., 3 views)."""
+    """Cube points (..., 3) -> column u, row v and depth d, each (..., 3 views), written in place."""
     x, y, z = cube.unbind(-1)
     half = size / 2  # pixel = half * camera coordinate + half, as RVT's intrinsics compute it
     hx, hy, hz = (cube * half).unbind(-1)
-    u = torch.stack([hx + half, hy + half, half - hx], -1)
-    v = torch.stack([half - hy, half - hz, half - hz], -1)
-    d = torch.stack([1 - z, 1 - x, 0.5 - y], -1)
+    u, v, d = (cube.new_empty(cube.shape) for _ in range(3))
+    torch.add(hx, half, out=u[..., 0]), torch.add(hy, half, out=u[..., 1]), torch.sub(half, hx, out=u[..., 2])
+    torch.sub(half, hy, out=v[..., 0]), torch.sub(half, hz, out=v[..., 1]), v[..., 2].copy_(v[..., 1])
+    torch.sub(1, z, out=d[..., 0]), torch.sub(1, x, out=d[..., 1]), torch.sub(0.5, y, out=d[..., 2])
     return u, v, d
 
 

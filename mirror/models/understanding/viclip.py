@@ -158,13 +158,28 @@ class ViCLIP(nn.Module):
             return BranchOutput(feature, out.loss, {"hit_vt": out.hit_ue, "hit_tv": out.hit_eu})
         return BranchOutput(feature, out.loss, self.update_recognition(v, labels, inputs["task"]))
 
-    def recognise(self, video_embeddings: Tensor) -> Tensor:
-        """Index of the most similar instruction for each unit video embedding."""
+    def closest_instruction(self, video_embeddings: Tensor) -> Tensor:
+        """Index of the most similar instruction of the data for each unit video embedding."""
         return (video_embeddings @ self.instruction_embeddings().T).argmax(dim=1)
+
+    @torch.no_grad()
+    def embed_videos(self, video: Tensor) -> Tensor:
+        """Unit video embeddings of uint8 clips (B, T, H, W, 3), as evaluation computes them (no masking)."""
+        return F.normalize(self.encode_video(video)[1], dim=-1)
+
+    @torch.no_grad()
+    def embed_texts(self, texts: list[str]) -> Tensor:
+        """Unit text embeddings of any instructions."""
+        tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=CONTEXT_LENGTH)
+        return F.normalize(self.encode_text(tokenizer(texts).to(self.mean.device)), dim=-1)
+
+    def recognise(self, video: Tensor, instructions: list[str]) -> Tensor:
+        """For each uint8 clip (B, T, H, W, 3), the index of the instruction it shows, among `instructions`."""
+        return (self.embed_videos(video) @ self.embed_texts(instructions).T).argmax(dim=1)
 
     def update_recognition(self, v: Tensor, labels: Tensor, tasks: Tensor) -> dict[str, MeanMetric]:
         """Top-1 recognition among all instructions, overall and per task (torchmetrics, synced in DDP)."""
-        correct = (self.recognise(v) == labels).float()
+        correct = (self.closest_instruction(v) == labels).float()
         self.recognition.update(correct)
         metrics = {"recognition": self.recognition}
         for i, (name, metric) in enumerate(zip(self.spec.tasks, self.recognition_by_task, strict=True)):
