@@ -1,25 +1,58 @@
 #!/usr/bin/env bash
-# Joint vs separate training over 3 seeds, then the comparison table (`mirror report`, mean +- std over seeds).
+# Joint vs separate training over seeds, each run evaluated on the test scenes, then the comparison.
 #   launch/seeds.sh BENCHMARK EXPERIMENT... [-- KEY=VALUE ...]
-#   launch/seeds.sh babyai mirror baseline        (~9 min per run on 2 cores)
-#   launch/seeds.sh metaworld mirror arp          (the CPU default; see the README's Meta-World results)
-# Runs configs/BENCHMARK/EXPERIMENT.yaml as runs/BENCHMARK-EXPERIMENT-seed<N>; extra overrides after `--` go to
-# every run. Interrupted runs resume where they stopped.
+#   launch/seeds.sh metaworld mirror arp viclip     (the Meta-World grid of the README)
+#   launch/seeds.sh babyai mirror baseline
+# For every seed and experiment: `mirror train configs/BENCHMARK/EXPERIMENT.yaml` as runs/BENCHMARK-EXPERIMENT-seed<N>,
+# then `mirror eval` of its last checkpoint on the test scenes (and, for the experiments listed in TWIN, once more
+# with each episode of the TWIN_TASKS told its twin task's instruction); finally `mirror report` over all runs, the
+# first experiment compared with each other one, paired over the test scenes and clips. Extra overrides after `--`
+# go to every run. JOBS=2 runs two seeds at a time (with `-- trainer.threads=1` on 2 cores). Re-running the same
+# command continues where it stopped: finished runs and evaluations are kept.
 set -euo pipefail
 MIRROR=${MIRROR:-mirror}
 ROOT=${ROOT:-runs}
 SEEDS=${SEEDS:-0 1 2}
+JOBS=${JOBS:-1}
+TWIN=${TWIN:-}
+TWIN_TASKS=${TWIN_TASKS:-all}
 bench=${1:?usage: launch/seeds.sh BENCHMARK EXPERIMENT... [-- KEY=VALUE ...]}
 shift
 exps=()
 while [[ $# -gt 0 && $1 != "--" ]]; do exps+=("$1"); shift; done
 [[ $# -gt 0 ]] && shift
-runs=()
-for seed in $SEEDS; do
+
+fresh() {  # an evaluation's metrics, written after the checkpoint they evaluate
+  [[ -f "$1" && "$1" -nt "$2" ]]
+}
+
+one_seed() {
+  local seed=$1 exp name ckpt
+  shift
   for exp in "${exps[@]}"; do
     name="${bench}-${exp}-seed${seed}"
     "$MIRROR" train "configs/${bench}/${exp}.yaml" seed="$seed" run.root="$ROOT" run.name="$name" resume=auto "$@"
-    runs+=("$ROOT/$name")
+    ckpt="$ROOT/$name/checkpoints/last.ckpt"
+    fresh "$ROOT/$name/eval/last/metrics.json" "$ckpt" || "$MIRROR" eval --ckpt "$ckpt"
+    if [[ " $TWIN " == *" $exp "* ]]; then
+      fresh "$ROOT/$name/eval/last_twin/metrics.json" "$ckpt" || "$MIRROR" eval --ckpt "$ckpt" --twin --tasks $TWIN_TASKS
+    fi
   done
+}
+
+runs=()
+pids=()
+for seed in $SEEDS; do
+  for exp in "${exps[@]}"; do runs+=("$ROOT/${bench}-${exp}-seed${seed}"); done
+  if (( JOBS > 1 )); then
+    one_seed "$seed" "$@" &
+    pids+=($!)
+    while (( $(jobs -rp | wc -l) >= JOBS )); do wait -n || { kill "${pids[@]}" 2>/dev/null; exit 1; }; done
+  else
+    one_seed "$seed" "$@"
+  fi
 done
-"$MIRROR" report "${runs[@]}" --out "$ROOT/${bench}-seeds"
+for pid in "${pids[@]}"; do wait "$pid"; done
+compare=()
+for exp in "${exps[@]:1}"; do compare+=(--compare "${bench}-${exps[0]}" "${bench}-${exp}"); done
+"$MIRROR" report "${runs[@]}" "${compare[@]}" --out "$ROOT/${bench}-seeds"

@@ -1,4 +1,4 @@
-"""The `mirror` command: train, eval, probe, report, convert and demos.
+"""The `mirror` command: train, config, eval, probe, report, convert and demos.
 
 Errors the user can act on print one line and exit non-zero (2 for a bad config, 1 otherwise).
 """
@@ -33,7 +33,7 @@ def _eval(args: argparse.Namespace) -> None:
     if config is not None and "=" in config:
         overrides.insert(0, config)
         config = None
-    plan = Rollouts(tasks=args.tasks, episodes=args.episodes, repeats=args.repeats, twin=args.twin)
+    plan = Rollouts(tasks=args.tasks, episodes=args.episodes, repeats=args.repeats, twin=args.twin, video=args.video)
     report, out = evaluate(args.ckpt, overrides, config, plan)
     metrics = report["metrics"]
     width = max(map(len, metrics), default=0)
@@ -60,6 +60,12 @@ def _report(args: argparse.Namespace) -> None:
     print(f"written: {path}")
 
 
+def _config(args: argparse.Namespace) -> None:
+    from mirror.training.inspect import describe
+
+    print(describe(args.config, args.overrides))
+
+
 def _demos(args: argparse.Namespace) -> None:
     from mirror.data.sources import run_source
 
@@ -67,7 +73,7 @@ def _demos(args: argparse.Namespace) -> None:
 
 
 def _convert(args: argparse.Namespace) -> None:
-    from mirror.models.execution.arp_weights import convert
+    from mirror.models.execution.arp import convert
 
     count = convert(args.ckpt, args.out)
     print(f"converted {count} tensors: {args.out} (use it as execution.checkpoint)")
@@ -82,6 +88,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. trainer.devices=2 align.tau=0.2")
     p.set_defaults(func=_train)
 
+    p = sub.add_parser("config", help="the merged config, its models' sizes, and whether every file it reads exists")
+    p.add_argument("config", help="experiment YAML")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    p.set_defaults(func=_config)
+
     p = sub.add_parser("eval", help="evaluate a checkpoint (or a config's models zero-shot) on held-out data")
     p.add_argument("config", nargs="?", help="experiment config, to evaluate its models without training")
     p.add_argument("--ckpt", help="checkpoint written by `mirror train`")
@@ -89,6 +100,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, help="test episodes per task (default: data.test_episodes)")
     p.add_argument("--repeats", type=int, help="repeated evaluations on fresh test scenes, mean +- std per task "
                    "(default: data.test_repeats)")
+    p.add_argument("--video", type=int, default=0, metavar="N", help="film N episodes per task (MP4 in the "
+                   "evaluation folder, named by task, seed and outcome; the first of each task to W&B)")
     p.add_argument("--twin", action="store_true", help="tell each episode its twin task's instruction (Meta-World: "
                    "does the policy need language?)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="changes to the saved config")

@@ -15,12 +15,12 @@ class FaultyEnv:
     def __init__(self, env):
         self.env = env
 
-    def run_episode(self, task: str, index: int, policy, repeat: int = 0, twin: bool = False):
+    def run_episode(self, task: str, index: int, policy, repeat: int = 0, twin: bool = False, video: bool = False):
         if index == CRASH:
             os.abort()
         if index == HANG:
             time.sleep(3600)
-        return self.env.run_episode(task, index, policy, repeat, twin)
+        return self.env.run_episode(task, index, policy, repeat, twin, video)
 
 
 def make_env(cfg, split):

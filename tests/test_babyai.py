@@ -1,7 +1,9 @@
 """BabyAI: demonstrations, the agent, and a tiny end-to-end joint run with its report."""
 
 import json
+import re
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
@@ -84,4 +86,43 @@ def test_tiny_joint_run_produces_metrics_plots_and_checkpoint(tmp_path):
     for plot in ("tsne.png", "final_rollouts.png"):
         assert (run / "plots" / plot).stat().st_size > 1000
     assert (run / "rollouts" / "step0000002.csv").is_file()
+    videos = sorted((run / "rollouts" / "videos" / "step0000002").glob("*.mp4"))  # the first episode, filmed
+    assert len(videos) == 1 and re.fullmatch(r"GoToLocal-seed8000000-(success|failure)\.mp4", videos[0].name)
+    frames = iio.imread(videos[0], plugin="FFMPEG")
+    assert frames.shape[0] >= 2 and frames.shape[-1] == 3 and frames.std() > 0
+    assert (run / "checkpoints" / "best.ckpt").is_file()
     assert "| P@15 vs MiniLM" in (run / "summary.md").read_text()
+
+
+def test_the_readme_python_example_runs_on_a_trained_run_without_its_data(tmp_path, monkeypatch):
+    """`mirror.load` needs no data module (no demos are read or made); `MirrorModule.load_from_checkpoint` works."""
+    cfg = load_config(ROOT / "configs/babyai/mirror.yaml",
+                      TINY + [f"data.root={tmp_path / 'demos'}", f"run.root={tmp_path}", "run.name=tiny",
+                              "data.rollout_episodes=0", "data.final_rollout_episodes=0", "trainer.max_steps=2"])
+    path = train(cfg) / "checkpoints" / "last.ckpt"
+    monkeypatch.setattr("mirror.data.babyai.datamodule.BabyAIData.__init__", lambda *a: pytest.fail("data built"))
+
+    import mirror
+    from mirror.training.module import MirrorModule
+
+    trained = mirror.load(path)
+    env = babyai.make("GoToLocal")
+    observation = babyai.reset(env, 123)
+    mission = observation["mission"]
+    policy = trained.policy
+    actions = [policy.act(observation, mission) for _ in range(3)]  # the agent's memory carries across steps
+    assert all(isinstance(a, int) and 0 <= a < babyai.NUM_ACTIONS for a in actions) and policy.state is not None
+    policy.reset()
+    assert policy.state is None
+    frames = np.stack([env.unwrapped.get_pov_render(tile_size=8) for _ in range(8)])  # a (T, H, W, 3) uint8 clip
+    index = trained.understanding.recognise(frames, [mission, "go to the blue key"])
+    assert int(index) in (0, 1)
+    agent = trained.module.execution
+    with torch.no_grad():
+        direct = agent.act(agent.tokenize([mission]), torch.as_tensor(observation["image"])[None],
+                           torch.tensor([observation["direction"]]), None)[0]
+    assert trained.policy.act(observation, mission) == int(direct[0])
+    module = MirrorModule.load_from_checkpoint(path, map_location="cpu")
+    assert module.cfg == trained.config and module.spec == trained.spec
+    state = trained.module.state_dict()
+    assert all(torch.equal(v, state[k]) for k, v in module.state_dict().items())

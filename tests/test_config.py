@@ -1,5 +1,6 @@
 """Config merging (defaults <- experiment file <- command line) and its one-line errors."""
 
+import re
 import subprocess
 import sys
 
@@ -91,3 +92,18 @@ def test_switching_a_model_voids_its_earlier_keys():
 def test_every_shipped_config_loads_and_passes_its_checks(path):
     cfg = load_config(path)
     assert cfg.data.name == path.parent.name
+
+
+def test_mirror_config_shows_the_run_and_names_every_missing_input(cli, tmp_path):
+    code, out, err = cli("config", str(ROOT / "configs/babyai/mirror.yaml"), "align.tau=0.2")
+    assert code == 0, err
+    assert "  tau: 0.2" in out and "all present" in out
+    assert re.search(r"understanding +viclip +\d+\.\d{3} +trainable", out)
+    weights = tmp_path / "RN50.pt"
+    weights.write_bytes(b"")
+    code, out, err = cli("config", str(ROOT / "configs/rlbench/mirror.yaml"), f"execution.clip_checkpoint={weights}",
+                         f"data.root={tmp_path}")
+    assert code == 2 and err.count("\n") == 1
+    assert "missing: data.val_root = data/rlbench/val" in err and "understanding.checkpoint = " in err
+    assert str(weights) not in err and "data.root" not in err  # present inputs are not reported missing
+    assert "execution      arp               72.116" in out  # ARP's parameter count, as mlzxy/arp's

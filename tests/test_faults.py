@@ -145,3 +145,20 @@ def test_a_data_root_that_cannot_be_a_folder_is_one_line(cli, tmp_path):
         assert not (tmp_path / "babyai-mirror").exists()
     code, _, err = cli("demos", "babyai", "--root", str(blocker), "--episodes", "1")
     assert code == 2 and err.startswith(f"mirror demos: error: --root: cannot create folder {blocker}")
+
+
+def test_resuming_past_trainer_max_steps_is_one_line_and_rerunning_a_finished_run_is_a_no_op(cli, tmp_path):
+    common = ["train", TOY, f"run.root={tmp_path}", "run.name=s", "resume=auto"]
+    assert cli(*common, "trainer.max_steps=4")[0] == 0
+    run = tmp_path / "s"
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    code, _, err = cli(*common, "trainer.max_steps=2")
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert lines[0].startswith(f"mirror train: error: trainer.max_steps=2 is below step 4 of the checkpoint to resume "
+                               f"({run / 'checkpoints'}") and lines[0].endswith("raise trainer.max_steps to continue "
+                                                                               "training it"), lines[0]
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    code, _, err = cli(*common, "trainer.max_steps=4")  # launch/seeds.sh re-runs finished runs' commands
+    assert code == 0, err
+    assert read_checkpoint(run / "checkpoints" / "last.ckpt")["global_step"] == 4

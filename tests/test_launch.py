@@ -6,19 +6,25 @@ import subprocess
 from tests.conftest import ROOT
 
 
-def test_seeds_script_trains_each_experiment_per_seed_then_reports_them_together(tmp_path):
+def test_seeds_script_trains_and_evaluates_each_experiment_per_seed_then_compares_them(tmp_path):
     calls = tmp_path / "calls"
     stub = tmp_path / "mirror"
     stub.write_text(f'#!/usr/bin/env bash\necho "$*" >> {calls}\n')
     stub.chmod(0o755)
-    env = {**os.environ, "MIRROR": str(stub), "ROOT": "out", "SEEDS": "0 1"}
+    env = {**os.environ, "MIRROR": str(stub), "ROOT": "out", "SEEDS": "0 1", "TWIN": "arp"}
     subprocess.run(["bash", str(ROOT / "launch/seeds.sh"), "metaworld", "mirror", "arp", "--", "trainer.max_steps=5"],
                    env=env, check=True, cwd=tmp_path)
     lines = calls.read_text().splitlines()
-    train = [f"train configs/metaworld/{exp}.yaml seed={s} run.root=out run.name=metaworld-{exp}-seed{s} resume=auto "
-             "trainer.max_steps=5" for s in (0, 1) for exp in ("mirror", "arp")]
+    steps = []
+    for s in (0, 1):
+        for exp in ("mirror", "arp"):
+            name = f"metaworld-{exp}-seed{s}"
+            steps += [f"train configs/metaworld/{exp}.yaml seed={s} run.root=out run.name={name} resume=auto "
+                      "trainer.max_steps=5", f"eval --ckpt out/{name}/checkpoints/last.ckpt"]
+            if exp == "arp":
+                steps.append(f"eval --ckpt out/{name}/checkpoints/last.ckpt --twin --tasks all")
     runs = " ".join(f"out/metaworld-{exp}-seed{s}" for s in (0, 1) for exp in ("mirror", "arp"))
-    assert lines == [*train, f"report {runs} --out out/metaworld-seeds"]
+    assert lines == [*steps, f"report {runs} --compare metaworld-mirror metaworld-arp --out out/metaworld-seeds"]
 
 
 def test_seeds_script_stops_at_the_first_failed_run(tmp_path):
@@ -29,3 +35,18 @@ def test_seeds_script_stops_at_the_first_failed_run(tmp_path):
     done = subprocess.run(["bash", str(ROOT / "launch/seeds.sh"), "babyai", "mirror", "baseline"], env=env,
                           cwd=tmp_path, capture_output=True)
     assert done.returncode == 3 and len((tmp_path / "calls").read_text().splitlines()) == 1
+
+
+def test_seeds_script_runs_seeds_side_by_side_and_reports_after_all(tmp_path):
+    calls = tmp_path / "calls"
+    stub = tmp_path / "mirror"
+    stub.write_text(f'#!/usr/bin/env bash\nsleep 0.2\necho "$*" >> {calls}\n')
+    stub.chmod(0o755)
+    env = {**os.environ, "MIRROR": str(stub), "ROOT": "out", "SEEDS": "0 1 2", "JOBS": "2"}
+    subprocess.run(["bash", str(ROOT / "launch/seeds.sh"), "babyai", "mirror", "baseline"], env=env, check=True,
+                   cwd=tmp_path)
+    lines = calls.read_text().splitlines()
+    assert len(lines) == 3 * 2 * 2 + 1 and lines[-1].startswith("report ")
+    for s in (0, 1, 2):  # each seed's own steps keep their order
+        mine = [line for line in lines if f"-seed{s}" in line and not line.startswith("report")]
+        assert [m.split()[0] for m in mine] == ["train", "eval", "train", "eval"]

@@ -4,6 +4,7 @@ rolling out in simulator worker processes, `mirror eval`'s table, `mirror report
 import csv
 import json
 
+import imageio.v3 as iio
 import numpy as np
 
 from mirror.config import load_config
@@ -11,12 +12,17 @@ from mirror.data.metaworld.demos import episode_seed_of
 from mirror.envs.metaworld import MetaWorldEnv, candidate_seeds
 from mirror.models.execution.arp import ARP
 from mirror.models.protocol import DataSpec
+from mirror.training.checkpoint import read_checkpoint
 from tests.conftest import ROOT
 from tests.metaworld_faults import CRASH, HANG, FaultyRollouts
 from tests.test_rlbench_eval import Holder
 
 MIRROR_YAML = ROOT / "configs/metaworld/mirror.yaml"
 TASK = "reach-v3"
+
+
+def outcome(row: dict) -> str:
+    return "success" if row["success"] == "True" else "failure"
 
 
 def tiny(tmp_path, name: str) -> list[str]:
@@ -43,8 +49,12 @@ def test_tiny_joint_run_rolls_out_in_mujoco_then_eval_and_report_write_the_table
         rows = list(csv.DictReader(f))
     assert [(r["task"], r["index"], r["error"]) for r in rows] == [(TASK, "0", ""), (TASK, "1", "")]
     assert all(r["success"] == "True" or r["length"] == "2" for r in rows)  # played to the key-pose limit
+    best = read_checkpoint(run / "checkpoints" / "best.ckpt")  # by rollout/success; here the only validation
+    assert best["global_step"] == 2
+    filmed = list((run / "rollouts" / "videos" / "step0000002").glob("*.mp4"))
+    assert [p.name for p in filmed] == [f"{TASK}-seed{rows[0]['seed']}-{outcome(rows[0])}.mp4"]
 
-    code, out, err = cli("eval", "--ckpt", str(run / "checkpoints" / "last.ckpt"))  # data.test_* : 2 x 2
+    code, out, err = cli("eval", "--ckpt", str(run / "checkpoints" / "last.ckpt"), "--video", "2")  # 2 x 2 scenes
     assert code == 0, err
     folder = run / "eval" / "last"
     table = (folder / "table.md").read_text().splitlines()
@@ -58,6 +68,10 @@ def test_tiny_joint_run_rolls_out_in_mujoco_then_eval_and_report_write_the_table
     for kind in ("instruction@0.25", "instruction@0.5", "instruction@1", "paraphrase@1"):
         assert 0 <= report["metrics"][f"recognition/{kind}"] <= 1, kind
     assert (folder / "confusion.png").is_file() and (folder / "recognition.csv").is_file()
+    films = sorted(p.name for p in (folder / "videos").glob("*.mp4"))  # both episodes of the first repeat
+    assert films == sorted(f"{TASK}-seed{e['seed']}-{outcome(e)}.mp4" for e in episodes if e["repeat"] == "0")
+    frames = iio.imread(folder / "videos" / films[0], plugin="FFMPEG")
+    assert frames.shape[1:] == (32, 32, 3) and len(frames) >= 2
     novelty = report["scene_novelty"][TASK]
     assert 0 < novelty["min"] <= novelty["mean"] <= novelty["max"] < 0.5
 

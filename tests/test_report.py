@@ -38,6 +38,11 @@ def make_run(root, name: str, seed: int, success: dict, recognised: dict, twin: 
                "metrics": {"recognition/instruction@1": float(np.mean(list(recognised.values()))),
                            "val/align/recall1": 0.5 + 0.01 * seed}}
     (run / "eval" / "last" / "metrics.json").write_text(json.dumps(metrics))
+    (run / "validation").mkdir()
+    for step in (500, 1000):  # the rollouts during training, as ValidationRecord writes them
+        rates = {f"rollout/success/{t}": step / 20 + seed for t in TASKS}
+        (run / "validation" / f"step{step:07d}.json").write_text(json.dumps(
+            {**rates, "rollout/success": float(np.mean(list(rates.values()))), "val/loss_ee": 1.0}))
     if twin:
         (run / "eval" / "last_twin").mkdir()
         (run / "eval" / "last_twin" / "metrics.json").write_text(json.dumps(
@@ -115,6 +120,7 @@ def test_report_compares_two_arms_on_the_same_scenes_and_clips_as_scipy_does(cli
     shown = f"{np.mean(mean_a):.1f} ± {sd:.1f} [{np.mean(mean_a) - half:.1f}, {np.mean(mean_a) + half:.1f}]"
     assert f"| success rate mean (%) | {shown} |" in report
     assert "| mw-b | push-v3 |" in report and (out / "mw_a_vs_mw_b_success.png").is_file()
+    assert (out / "curves_mw-a.png").stat().st_size > 1000  # success against the step, mean over seeds, a band
 
 
 def test_report_names_an_unknown_group(cli, grid, tmp_path):

@@ -20,6 +20,7 @@ from mirror.envs.workers import JobError, RolloutPool
 from mirror.models.protocol import DataSpec
 
 EPISODES_PER_JOB = 25
+VIDEO_TILE = 16  # pixels per grid cell in rollout videos
 
 
 def load_policy(payload: bytes) -> torch.nn.Module:
@@ -28,13 +29,15 @@ def load_policy(payload: bytes) -> torch.nn.Module:
     return payload_build(payload)[1]
 
 
-def run_episodes(model: torch.nn.Module, job: tuple) -> list[EpisodeResult]:
-    """Roll out one job's episodes together: (levels, episode indices, seeds, greedy, repeat). Sampled
-    actions use a generator seeded by the first episode seed and the repeat, so evaluations reproduce."""
-    levels, indices, seeds, greedy, repeat = job
+def run_episodes(model: torch.nn.Module, job: tuple):
+    """Roll out one job's episodes together: (levels, episode indices, seeds, greedy, repeat, filmed). Sampled
+    actions use a generator seeded by the first episode seed and the repeat, so evaluations reproduce. Returns
+    the results, and with filmed episodes also their videos (the whole grid at every step) by position."""
+    levels, indices, seeds, greedy, repeat, filmed = job
     generator = torch.Generator().manual_seed(seeds[0] * 100 + repeat)
     envs = [babyai.make(level) for level in levels]
     obs = [babyai.reset(env, seed) for env, seed in zip(envs, seeds, strict=True)]
+    films = {i: [envs[i].unwrapped.get_frame(tile_size=VIDEO_TILE)] for i in filmed}
     tokens = model.tokenize([o["mission"] for o in obs])
     done = np.zeros(len(envs), dtype=bool)
     success = np.zeros(len(envs), dtype=bool)
@@ -49,25 +52,31 @@ def run_episodes(model: torch.nn.Module, job: tuple) -> list[EpisodeResult]:
             if done[i]:
                 continue
             obs[i], r, terminated, truncated, _ = env.step(int(actions[i]))
+            if i in films:
+                films[i].append(env.unwrapped.get_frame(tile_size=VIDEO_TILE))
             length[i] += 1
             if terminated or truncated:
                 done[i], reward[i], success[i] = True, r, terminated and r > 0
     for env in envs:
         env.close()
-    return [
+    results = [
         EpisodeResult(level, index, bool(success[i]), float(reward[i]), int(length[i]), seed=seed)
         for i, (level, index, seed) in enumerate(zip(levels, indices, seeds, strict=True))
     ]
+    return (results, {i: np.stack(f) for i, f in films.items()}) if films else results
 
 
 class BabyAIRollouts:
     """The rollout runner of the BabyAI data: which episodes (of `split`'s layouts), run by a pool of worker
     processes."""
 
+    video_fps = 4  # one frame per step
+
     def __init__(self, cfg: MirrorConfig, spec: DataSpec):
         self.cfg, self.spec = cfg, spec
         self.tasks = list(cfg.data.levels)
-        self.split, self.twin = "rollout", False
+        self.split, self.twin, self.video = "rollout", False, 0
+        self.videos: dict[tuple[str, int, int], tuple[EpisodeResult, np.ndarray]] = {}
         self.pool: RolloutPool | None = None
 
     def episodes(self, final: bool, count: int | None = None) -> list[tuple[str, int]]:
@@ -84,16 +93,22 @@ class BabyAIRollouts:
         jobs = []
         for start in range(0, len(episodes), EPISODES_PER_JOB):
             chunk = episodes[start : start + EPISODES_PER_JOB]
+            filmed = [k for k, (_, i) in enumerate(chunk) if repeat == 0 and i < self.video]
             jobs.append(([lvl for lvl, _ in chunk], [i for _, i in chunk],
-                         [episode_seed(seed, self.split, i) for _, i in chunk], self.cfg.data.rollout_greedy, repeat))
+                         [episode_seed(seed, self.split, i) for _, i in chunk], self.cfg.data.rollout_greedy, repeat,
+                         filmed))
         outcomes = self.pool.map(pack(self.cfg, self.spec, module.execution), jobs)
         results = []
         for (levels, indices, *_), outcome in zip(jobs, outcomes, strict=True):
             if isinstance(outcome, JobError):
                 pairs = zip(levels, indices, strict=True)
                 results += [EpisodeResult.lost(lvl, i, outcome.kind, outcome.detail) for lvl, i in pairs]
-            else:
-                results += outcome
+                continue
+            if isinstance(outcome, tuple):
+                outcome, films = outcome
+                self.videos.update({(outcome[k].task, outcome[k].index, repeat): (outcome[k], frames)
+                                    for k, frames in films.items()})
+            results += outcome
         return results
 
     def close(self) -> None:

@@ -15,7 +15,9 @@ from functools import partial
 import numpy as np
 import torch
 
+from mirror.api import Policy
 from mirror.config import MirrorConfig
+from mirror.data.jobs import Progress
 from mirror.envs.episode import EpisodeResult
 from mirror.envs.payload import build, pack, unpack
 from mirror.envs.workers import JobError, RolloutPool
@@ -25,28 +27,22 @@ MakeEnv = Callable[[MirrorConfig, str], object]  # an importable top-level funct
 
 
 class Worker:
-    """The state of one rollout process: the policy, its language cache and a simulator."""
+    """The state of one rollout process: the policy (with its language cache) and a simulator."""
 
     def __init__(self, payload: bytes, make_env: MakeEnv, split: str):
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if self.device.type == "cpu":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if device.type == "cpu":
             torch.set_num_threads(1)
-        self.cfg, self.model = build(payload)
-        self.model.to(self.device)
-        self.language: dict[str, torch.Tensor] = {}
+        self.cfg, model = build(payload)
+        self.acting = Policy(model.to(device))
         self.env = make_env(self.cfg, split)
 
     def load(self, payload: bytes) -> Worker:
-        self.model.load_state_dict(unpack(payload)[2])
+        self.acting.model.load_state_dict(unpack(payload)[2])
         return self
 
     def policy(self, inputs: dict[str, np.ndarray], instruction: str) -> np.ndarray:
-        if instruction not in self.language:
-            self.language[instruction] = self.model.text_features([instruction])
-        batch = {k: torch.from_numpy(v)[None].to(self.device) for k, v in inputs.items()}
-        batch["language"] = self.language[instruction]
-        with torch.no_grad():
-            return self.model.act(batch)[0].cpu().numpy()
+        return self.acting.act(inputs, instruction)
 
 
 _worker: Worker | None = None
@@ -59,23 +55,28 @@ def setup(make_env: MakeEnv, split: str, payload: bytes) -> Worker:
     return _worker
 
 
-def run(worker: Worker, job: tuple[str, int, int, bool]) -> EpisodeResult:
-    task, index, repeat, twin = job
-    return worker.env.run_episode(task, index, worker.policy, repeat, twin=twin)
+def run(worker: Worker, job: tuple[str, int, int, bool, bool]):
+    """One episode: its result, and with the video the frames (only then, so rollouts without one cost nothing
+    more)."""
+    task, index, repeat, twin, video = job
+    result = worker.env.run_episode(task, index, worker.policy, repeat, twin=twin, video=video)
+    return (result, np.stack(worker.env.frames)) if video else result
 
 
 class KeyframeRollouts:
     """A rollout runner: which evaluation episodes, run by a pool of simulator processes. Subclasses set
     `make_env`, the importable function that builds a worker's simulator from the config. `split` picks the
     scenes (`rollout` for validation, `test` for `mirror eval`), `twin` gives each episode its twin task's
-    instruction; set them before the first `run`."""
+    instruction; set them before the first `run`. The first `video` episodes of each task in repeat 0 are
+    filmed: their frames are in `videos` after `run`."""
 
     make_env: MakeEnv
 
     def __init__(self, cfg: MirrorConfig, spec: DataSpec):
         self.cfg, self.spec = cfg, spec
         self.tasks = list(cfg.data.rollout_tasks or cfg.data.tasks)
-        self.split, self.twin = "rollout", False
+        self.split, self.twin, self.video = "rollout", False, 0
+        self.videos: dict[tuple[str, int, int], tuple[EpisodeResult, np.ndarray]] = {}
         self.pool: RolloutPool | None = None
 
     def episodes(self, final: bool, count: int | None = None) -> list[tuple[str, int]]:
@@ -89,10 +90,20 @@ class KeyframeRollouts:
             d = self.cfg.data
             self.pool = RolloutPool(d.rollout_workers, partial(setup, type(self).make_env, self.split), run,
                                     timeout=d.rollout_timeout)
-        jobs = [(task, i, repeat, self.twin) for task, i in episodes]
-        outcomes = self.pool.map(pack(self.cfg, self.spec, module.execution), jobs)
-        return [EpisodeResult.lost(task, i, o.kind, o.detail) if isinstance(o, JobError) else o
-                for (task, i), o in zip(episodes, outcomes, strict=True)]
+        jobs = [(task, i, repeat, self.twin, repeat == 0 and i < self.video) for task, i in episodes]
+        shown = Progress(len(jobs), f"{self.split} rollouts, repeat {repeat}")
+        try:
+            outcomes = self.pool.map(pack(self.cfg, self.spec, module.execution), jobs, shown.update)
+        finally:
+            shown.close()
+        results = []
+        for (task, i), outcome in zip(episodes, outcomes, strict=True):
+            if isinstance(outcome, tuple):
+                self.videos[(task, i, repeat)] = outcome
+                outcome = outcome[0]
+            results.append(EpisodeResult.lost(task, i, outcome.kind, outcome.detail)
+                           if isinstance(outcome, JobError) else outcome)
+        return results
 
     def close(self) -> None:
         if self.pool is not None:

@@ -25,7 +25,7 @@ import numpy as np
 from mirror.data.metaworld.tasks import task_text, twin_texts
 from mirror.data.seeds import episode_seed
 from mirror.envs.episode import EpisodeResult
-from mirror.errors import ConfigError, MirrorError
+from mirror.errors import ConfigError, MirrorError, missing_extra
 
 
 def gl_error(err: Exception) -> MirrorError:
@@ -41,8 +41,8 @@ try:  # MuJoCo loads its GL backend when imported
     import mujoco
     from metaworld.env_dict import ALL_V3_ENVIRONMENTS, MT10_V3
     from metaworld.policies import ENV_POLICY_MAP
-except ModuleNotFoundError:
-    raise
+except ModuleNotFoundError as err:  # metaworld, mujoco or a package of theirs
+    raise missing_extra(err.name or "metaworld", "metaworld", "Meta-World") from None
 except (ImportError, AttributeError, RuntimeError, OSError) as err:
     raise gl_error(err) from None
 
@@ -60,6 +60,7 @@ CLOSED, OPEN = 1.0, -1.0  # gripper efforts
 AFTER_SUCCESS = 25  # expert steps recorded after its first success
 ATTEMPTS = 64  # candidate seeds per episode: for its variation and, in demonstrations, a succeeding expert
 EPISODES, REPEATS = 1000, 15  # episode indices and evaluation repeats that fit a split's seed range
+VIDEO_EVERY = 4  # env steps between the frames of a rollout video (Meta-World runs 80 env steps a second)
 
 
 def check_tasks(tasks: list[str], key: str = "--tasks") -> None:
@@ -250,16 +251,19 @@ class Scene:
         self.env.close()
 
 
-def move_to(scene: Scene, target: np.ndarray, gripper_open: bool) -> None:
+def move_to(scene: Scene, target: np.ndarray, gripper_open: bool, watch: Callable[[], None] | None = None) -> None:
     """Keyframe controller: the hand moves to `target` (clipped to the TCP's reach) under proportional
     control along the straight line, at most `MOVE_STEPS` env steps, until it is within `SETTLED` or stalls;
-    then the gripper acts for `GRIP_STEPS` while the hand holds. Stops early on success or at the horizon."""
+    then the gripper acts for `GRIP_STEPS` while the hand holds. Stops early on success or at the horizon.
+    `watch` is called after every env step (to record a video)."""
     low, high = scene.reach()
     target = np.clip(np.asarray(target[:3], dtype=np.float64), low, high)
 
     def hold(effort: float) -> None:
         delta = GAIN * (target - scene.hand())
         scene.step([*(delta / max(1.0, np.abs(delta).max())), effort])
+        if watch is not None:
+            watch()
 
     effort = OPEN if scene.gripper_open else CLOSED
     trail = [scene.hand()]
@@ -368,23 +372,33 @@ class MetaWorldEnv:
         self.base_seed, self.split = base_seed, split
         self.camera_names, self.size, self.max_keyframes = cameras, size, max_keyframes
         self.scenes: dict[str, Scene] = {}
+        self.frames: list[np.ndarray] = []  # the last episode's video, when it was asked for one
 
     def scene(self, task: str) -> Scene:
         if task not in self.scenes:
             self.scenes[task] = Scene(task, self.camera_names, self.size)
         return self.scenes[task]
 
-    def run_episode(self, task: str, index: int, policy: Policy, repeat: int = 0, twin: bool = False
-                    ) -> EpisodeResult:
+    def run_episode(self, task: str, index: int, policy: Policy, repeat: int = 0, twin: bool = False,
+                    video: bool = False) -> EpisodeResult:
+        """One episode; with `video`, `frames` holds the front camera every `VIDEO_EVERY` env steps."""
         scene = self.scene(task)
         seed, _ = scene_seed(scene, self.base_seed, self.split, index, repeat)
         scene.reset(seed)
         v = task_text(task).variation(scene.place())
         instruction = (twin_texts(task, v) if twin else task_text(task).texts(v))[0]
+        self.frames = []
+
+        def film() -> None:
+            if scene.steps % VIDEO_EVERY == 0:
+                self.frames.append(scene.cameras.rgb(scene.data, FRONT))
+
+        if video:
+            film()
         keyframes = 0
         while keyframes < self.max_keyframes and not scene.success and scene.budget > 0:
             action = policy(scene.inputs(), instruction)
-            move_to(scene, action[:3], bool(action[7] >= 0.5))
+            move_to(scene, action[:3], bool(action[7] >= 0.5), film if video else None)
             keyframes += 1
         return EpisodeResult(task, index, scene.success, float(scene.success), keyframes, seed=seed)
 

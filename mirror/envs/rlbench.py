@@ -97,6 +97,7 @@ class RLBenchEnv:
                                obs_config=obs_config, headless=headless)
         self.env.launch()
         self.test_root, self.max_steps = test_root, max_steps
+        self.frames: list[np.ndarray] = []  # the last episode's video, when it was asked for one
         self._tasks: dict[str, object] = {}
 
     def task(self, name: str):
@@ -104,10 +105,11 @@ class RLBenchEnv:
             self._tasks[name] = self.env.get_task(task_class(name))
         return self._tasks[name]
 
-    def run_episode(self, name: str, index: int, policy: Policy, repeat: int = 0, twin: bool = False
-                    ) -> EpisodeResult:
+    def run_episode(self, name: str, index: int, policy: Policy, repeat: int = 0, twin: bool = False,
+                    video: bool = False) -> EpisodeResult:
         """Test episode `index` of task `name` under `policy`; simulator errors end it as a failure. Every
-        repeat restores the same stored scene (the planner's randomness varies the outcome)."""
+        repeat restores the same stored scene (the planner's randomness varies the outcome). With `video`,
+        `frames` holds the front camera at every key pose."""
         if twin:
             raise MirrorError("RLBench tasks have no twins: twin instructions are a Meta-World evaluation")
         task = self.task(name)
@@ -120,6 +122,7 @@ class RLBenchEnv:
         demo = demos[0]
         task.set_variation(demo.variation_number)
         descriptions, obs = task.reset_to_demo(demo)
+        self.frames = [obs.front_rgb] if video else []
         lo, hi = workspace(task)
         reward, steps = 0.0, 0
         for steps in range(1, self.max_steps + 1):
@@ -131,6 +134,8 @@ class RLBenchEnv:
                 if kind is None:
                     raise
                 return EpisodeResult(name, index, False, 0.0, steps, kind, seed=index)
+            if video:
+                self.frames.append(obs.front_rgb)
             if reward >= 1 or terminate:
                 break
         return EpisodeResult(name, index, reward >= 1, float(reward), steps, seed=index)

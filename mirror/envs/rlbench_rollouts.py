@@ -20,3 +20,4 @@ class RLBenchRollouts(KeyframeRollouts):
     """The rollout runner of the RLBench data: which test episodes, run by a pool of simulator processes."""
 
     make_env = staticmethod(make_env)
+    video_fps = 2  # one frame per key pose

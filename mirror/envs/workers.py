@@ -121,14 +121,22 @@ class RolloutPool:
         slot.worker.kill()
         slot.worker = None
 
+    def _replace(self, slot: _Slot, payload: bytes, finish: Callable, error: JobError) -> None:
+        """The slot's busy worker is lost: its job ends with `error` and a fresh worker takes the slot."""
+        finish(slot.worker, error)
+        self._drop(slot)
+        self.restarts += 1
+        self._start(slot, payload)
+
     def _setup_failed(self, slot: _Slot, reason: str) -> None:
         self._drop(slot)
         slot.failures += 1
         slot.reason = reason
         slot.retry_at = time.monotonic() + min(BACKOFF_S[1], BACKOFF_S[0] * 2 ** (slot.failures - 1))
 
-    def map(self, payload: bytes, jobs: Sequence[Any]) -> list[Any]:
-        """Results of `jobs` in order; a job that did not return gives a `JobError`."""
+    def map(self, payload: bytes, jobs: Sequence[Any], done: Callable[[], None] = lambda: None) -> list[Any]:
+        """Results of `jobs` in order; a job that did not return gives a `JobError`. `done` is called as each
+        job ends (to show progress)."""
         needed = min(self.size, len(jobs))
         for slot in self.slots[needed:]:
             if slot.worker is not None:
@@ -151,6 +159,7 @@ class RolloutPool:
             results[worker.job] = value
             left -= 1
             worker.idle()
+            done()
 
         def assign(worker: _Worker) -> None:
             if pending and worker.state == "idle":
@@ -170,10 +179,8 @@ class RolloutPool:
                 w = slot.worker
                 if w is not None and w.deadline <= now:
                     if w.state == "busy":
-                        finish(w, JobError("timeout", f"no result within {self.timeout:.0f} s of its start"))
-                        self._drop(slot)
-                        self.restarts += 1
-                        self._start(slot, payload)
+                        self._replace(slot, payload, finish, JobError("timeout", f"no result within "
+                                                                      f"{self.timeout:.0f} s of its start"))
                     elif w.state == "setup":
                         self._setup_failed(slot, f"setup did not finish within {self.setup_timeout:.0f} s")
                 elif w is None and slot.failures < SETUP_ATTEMPTS and slot.retry_at <= now:
@@ -212,10 +219,7 @@ class RolloutPool:
             w.process.join(timeout=5)
             code = w.process.exitcode
             if w.state == "busy":
-                finish(w, JobError("crash", f"worker exited with code {code}"))
-                self._drop(slot)
-                self.restarts += 1
-                self._start(slot, payload)
+                self._replace(slot, payload, finish, JobError("crash", f"worker exited with code {code}"))
             else:
                 self._setup_failed(slot, f"worker exited with code {code} during setup")
 

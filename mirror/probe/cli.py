@@ -48,6 +48,29 @@ def _write(out: Path, name: str, result: dict) -> Path:
     return path
 
 
+def _per_row(path: str, rows: int, what: str):
+    """A file holding one entry per row (labels, keys), its length checked: one line naming the file."""
+    from mirror.probe.references import load_array
+
+    values = load_array(path)
+    count = len(values) if isinstance(values, dict) or getattr(values, "ndim", 1) else 1
+    if count != rows:
+        raise ConfigError(f"{path} has {count} {what}, for {rows} pairs: give one per pair")
+    return values
+
+
+def _success_failure(pairs, labels_path: str, epochs: int, labels=None) -> dict:
+    """The success / failure probe of `pairs` with the labels in `labels_path` (read unless given); its
+    problems as one line."""
+    from mirror.probe.alignment import success_failure
+
+    labels = _per_row(labels_path, len(pairs), "labels") if labels is None else labels
+    try:
+        return success_failure(pairs, labels, epochs=epochs)
+    except ValueError as err:
+        raise MirrorError(f"--labels {labels_path}: {err}") from None
+
+
 def _print(result: dict) -> None:
     r1, c1 = result["recall1"], result["chance1"]
     print(f"Recall@1 {100 * r1:.1f}% (chance {100 * c1:.1f}%), Recall@5 {100 * result['recall5']:.1f}% "
@@ -58,19 +81,20 @@ def from_files(args: argparse.Namespace) -> None:
     import torch
 
     from mirror.config.schema import AlignConfig
-    from mirror.probe.alignment import Pairs, probe, success_failure
+    from mirror.probe.alignment import Pairs, probe
     from mirror.probe.references import load_array
 
     u, e = (torch.as_tensor(load_array(f), dtype=torch.float32) for f in args.features)
     if len(u) != len(e):
         raise MirrorError(f"{args.features[0]} has {len(u)} rows, {args.features[1]} has {len(e)}")
-    keys = torch.as_tensor(load_array(args.keys)).long() if args.keys else torch.arange(len(u))
+    keys = torch.as_tensor(_per_row(args.keys, len(u), "keys")).long() if args.keys else torch.arange(len(u))
+    labels = _per_row(args.labels, len(u), "labels") if args.labels else None  # checked before the probe trains
     pairs = Pairs(u, e, keys)
     defaults = AlignConfig()
     train, test = pairs.split(0.3, seed=0)
     result = {"probe": probe(train, test, defaults.dim, defaults.tau, args.epochs, bootstrap=1000).as_dict()}
     if args.labels:
-        result["success_vs_failure"] = success_failure(pairs, load_array(args.labels), epochs=args.epochs)
+        result["success_vs_failure"] = _success_failure(pairs, args.labels, args.epochs, labels)
     _print(result["probe"])
     print(f"written: {_write(Path(args.out or 'probe'), 'features', result)}")
 
@@ -90,9 +114,8 @@ def _checkpoints(folder: Path, steps: list[int] | None) -> list[tuple[int, Path]
 def from_models(args: argparse.Namespace) -> None:
     from mirror.config import load_config
     from mirror.data.module import build_datamodule
-    from mirror.probe.alignment import Pairs, probe, success_failure
+    from mirror.probe.alignment import Pairs, probe
     from mirror.probe.features import extract
-    from mirror.probe.references import load_array
     from mirror.training.checkpoint import load_branch
     from mirror.training.module import MirrorModule
     from mirror.training.plots import line_chart
@@ -138,7 +161,7 @@ def from_models(args: argparse.Namespace) -> None:
     result, train = measure(bootstrap=1000)
     report = {"probe": result, "understanding": args.understanding, "execution": args.execution}
     if args.labels:
-        report["success_vs_failure"] = success_failure(train, load_array(args.labels), epochs=args.epochs)
+        report["success_vs_failure"] = _success_failure(train, args.labels, args.epochs)
     _print(result)
     print(f"written: {_write(out, 'probe', report)}")
 

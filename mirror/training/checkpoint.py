@@ -18,6 +18,7 @@ from mirror.config import MirrorConfig, config_from_dict
 from mirror.data.module import MirrorDataModule, build_datamodule
 from mirror.errors import ConfigError, MirrorError
 from mirror.files import atomic_write
+from mirror.models.protocol import DataSpec
 from mirror.training.module import MirrorModule
 
 UNREADABLE = (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile)
@@ -75,20 +76,33 @@ class RunCheckpointIO(TorchCheckpointIO):
         return preloaded if preloaded is not None else super().load_checkpoint(path, **kwargs)
 
 
+def saved_config(ckpt: dict, path: str | Path, overrides: Sequence[str] = ()) -> MirrorConfig:
+    """The config a checkpoint was trained with, with optional overrides."""
+    saved = ckpt.get("hyper_parameters", {}).get("config")
+    if saved is None:
+        raise MirrorError(f"{path}: no mirror config inside; was it written by `mirror train`?")
+    return config_from_dict(saved, overrides, source=f"{path} (saved config)")
+
+
+def restore_module(ckpt: dict, path: str | Path, cfg: MirrorConfig | None = None,
+                   spec: DataSpec | None = None) -> MirrorModule:
+    """The trained module of a checkpoint, built from its saved config and data spec (or the given ones)."""
+    cfg = cfg or saved_config(ckpt, path)
+    spec = spec or DataSpec(**ckpt["hyper_parameters"]["spec"])
+    module = MirrorModule(cfg, spec)
+    check_fits(module, ckpt["state_dict"], path)
+    module.load_state_dict(ckpt["state_dict"])
+    return module
+
+
 def load_module(
     path: str | Path, overrides: Sequence[str] = ()
 ) -> tuple[MirrorConfig, MirrorDataModule, MirrorModule]:
     """Config, data module and trained module of a checkpoint; overrides apply to the saved config."""
     ckpt = read_checkpoint(path)
-    saved = ckpt.get("hyper_parameters", {}).get("config")
-    if saved is None:
-        raise MirrorError(f"{path}: no mirror config inside; was it written by `mirror train`?")
-    cfg = config_from_dict(saved, overrides, source=f"{path} (saved config)")
+    cfg = saved_config(ckpt, path, overrides)
     datamodule = build_datamodule(cfg)
-    module = MirrorModule(cfg, datamodule.spec)
-    check_fits(module, ckpt["state_dict"], path)
-    module.load_state_dict(ckpt["state_dict"])
-    return cfg, datamodule, module
+    return cfg, datamodule, restore_module(ckpt, path, cfg, datamodule.spec)
 
 
 def load_branch(module: MirrorModule, kind: str, path: str | Path) -> None:

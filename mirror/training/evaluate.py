@@ -21,13 +21,13 @@ from tqdm import tqdm
 
 from mirror.config import load_config
 from mirror.data.module import build_datamodule
-from mirror.envs.episode import error_counts
 from mirror.errors import ConfigError, MirrorError
 from mirror.training import tables
 from mirror.training.checkpoint import load_module
 from mirror.training.logging import build_logger
 from mirror.training.module import MirrorModule
 from mirror.training.recognition import recognition
+from mirror.training.rollouts import save_videos
 from mirror.training.run import run_dir
 
 
@@ -40,6 +40,7 @@ class Rollouts:
     episodes: int | None = None
     repeats: int | None = None
     twin: bool = False
+    video: int = 0  # episodes per task filmed (in the first repeat)
 
 
 def validate(cfg, datamodule, module) -> dict[str, float]:
@@ -111,14 +112,15 @@ def evaluate(ckpt: str | Path | None, overrides: Sequence[str] = (), config: str
     if module.understanding is not None and hasattr(datamodule, "clips") and not plan.twin:
         report["metrics"].update(recognition(module.understanding, datamodule, "test", out))
     if rolls:
+        runner.video = plan.video
         results = rollouts(runner, module, episodes, repeats)
-        stats = tables.write(results, runner.tasks, cfg.run.name, out)
+        videos = save_videos(runner, out / "videos")
+        stats, report["errors"] = tables.write(results, runner.tasks, cfg.run.name, out)
         report["success"] = {task: {"mean": m, "std": s} for task, (m, s) in stats.items()}
         report["repeats"] = len(results)
-        report["errors"] = error_counts([e for repeat in results for e in repeat])
         if hasattr(datamodule, "scene_novelty"):
             report["scene_novelty"] = datamodule.scene_novelty([e for repeat in results for e in repeat])
-        log_to_wandb(cfg, run, out, stats)
+        log_to_wandb(cfg, run, out, stats, videos)
     if not report["metrics"] and "success" not in report:
         raise MirrorError(f"data '{cfg.data.name}' has neither a validation split nor rollouts to evaluate")
     out.mkdir(parents=True, exist_ok=True)
@@ -126,8 +128,9 @@ def evaluate(ckpt: str | Path | None, overrides: Sequence[str] = (), config: str
     return report, out
 
 
-def log_to_wandb(cfg, run: Path, out: Path, stats: dict[str, tuple[float, float]]) -> None:
-    """The table and its chart into the run's own W&B run (the id kept in the run directory)."""
+def log_to_wandb(cfg, run: Path, out: Path, stats: dict[str, tuple[float, float]], videos: dict[str, Path]) -> None:
+    """The table, its chart and the first video of each task into the run's own W&B run (the id kept in the
+    run directory)."""
     if not run.is_dir():
         return
     logger = build_logger(cfg, run)
@@ -135,4 +138,6 @@ def log_to_wandb(cfg, run: Path, out: Path, stats: dict[str, tuple[float, float]
         rows = [[task, mean, std] for task, (mean, std) in stats.items()]
         logger.log_table("eval/success", ["task", "mean", "std"], rows)
         logger.log_image("eval/success_chart", [str(out / "table.png")])
+        for task, path in videos.items():
+            logger.log_video(f"eval/video/{task}", [str(path)])
         logger.experiment.finish()

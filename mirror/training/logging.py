@@ -3,31 +3,59 @@ per run, continued on resume)."""
 
 from __future__ import annotations
 
+import configparser
 import csv
 import netrc
 import os
 import secrets
 import string
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
 from mirror.config import MirrorConfig
 from mirror.config.schema import LoggerKind, WandbMode
 from mirror.files import atomic_write
 
+WANDB_DEFAULT_URL = "https://api.wandb.ai"
+
+
+def wandb_base_url() -> str:
+    """The server W&B will talk to, found as W&B finds it: `WANDB_BASE_URL`, else the `base_url` that
+    `wandb login --host URL` keeps in W&B's settings file (`$WANDB_CONFIG_DIR/settings`, by default
+    `~/.config/wandb/settings`), else W&B's own server."""
+    if url := os.environ.get("WANDB_BASE_URL"):
+        return url
+    folder = Path(os.environ.get("WANDB_CONFIG_DIR") or Path("~", ".config", "wandb")).expanduser()
+    settings = configparser.ConfigParser()
+    try:
+        settings.read(folder / "settings")
+        return settings.get("default", "base_url", fallback=None) or WANDB_DEFAULT_URL
+    except (OSError, configparser.Error):
+        return WANDB_DEFAULT_URL
+
+
+def wandb_host(url: str) -> str:
+    """The netrc machine of a server URL: its host and any port (`https://wandb.example.org:8080/` ->
+    `wandb.example.org:8080`), as `wandb login` writes it."""
+    return urlsplit(url if "//" in url else f"https://{url}").netloc
+
 
 def wandb_key_configured() -> bool:
-    """An API key in the environment or in the netrc file that `wandb login` writes."""
+    """An API key for the server W&B will talk to: `WANDB_API_KEY`, or an entry for that server's host in the
+    netrc file that `wandb login` writes (`$NETRC`, by default `~/.netrc`)."""
     if os.environ.get("WANDB_API_KEY"):
         return True
+    host = wandb_host(wandb_base_url())
     try:
-        return netrc.netrc(os.environ.get("NETRC")).authenticators("api.wandb.ai") is not None
-    except (FileNotFoundError, netrc.NetrcParseError):
+        entry = netrc.netrc(os.environ.get("NETRC")).authenticators(host) if host else None
+    except (OSError, netrc.NetrcParseError):
         return False
+    return entry is not None and bool(entry[2])
 
 
 def wandb_run_id(run_dir: Path) -> str:
@@ -87,6 +115,9 @@ def build_logger(cfg: MirrorConfig, run_dir: Path, resume_step: int | None = Non
         return RunCSVLogger(run_dir, resume_step)
     w = cfg.wandb
     offline = w.mode == WandbMode.offline or (w.mode == WandbMode.auto and not wandb_key_configured())
+    if offline and w.mode == WandbMode.auto:
+        rank_zero_info(f"W&B offline: no API key for {wandb_host(wandb_base_url())} (set WANDB_API_KEY or run "
+                       f"`wandb login`); upload later with `wandb sync {run_dir}/wandb/offline-run-*`")
     return WandbLogger(
         project=w.project,
         entity=w.entity,

@@ -12,7 +12,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
 from mirror.align import MirrorAlignment, recall_at_k, recall_chance
-from mirror.config import MirrorConfig, to_dict
+from mirror.config import MirrorConfig, config_from_dict, to_dict
 from mirror.config.loader import NO_MODEL
 from mirror.errors import ConfigError, MirrorError
 from mirror.models.protocol import BranchOutput, DataSpec
@@ -35,9 +35,12 @@ class MirrorModule(L.LightningModule):
     every rank agrees; alignment (when its weight is > 0) trains on every step.
     """
 
-    def __init__(self, cfg: MirrorConfig, spec: DataSpec):
+    def __init__(self, config: MirrorConfig | dict, spec: DataSpec | dict):
         super().__init__()
+        cfg = config if isinstance(config, MirrorConfig) else config_from_dict(config)
+        spec = spec if isinstance(spec, DataSpec) else DataSpec(**spec)
         self.cfg, self.spec = cfg, spec
+        # the constructor's own arguments as plain data: load_from_checkpoint rebuilds the module from them
         self.save_hyperparameters({"config": to_dict(cfg), "spec": asdict(spec)}, logger=False)
         align_on = cfg.align.weight > 0
         need_u = cfg.understanding.name != NO_MODEL and (cfg.understanding.weight > 0 or align_on)

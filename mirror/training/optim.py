@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from mirror.config.schema import MirrorConfig, OptimizerConfig, OptimizerKind, Schedule
-from mirror.errors import MirrorError
+from mirror.errors import missing_extra
 from mirror.models.protocol import param_groups
 
 PARTS = ("understanding", "execution", "align")
@@ -97,7 +97,7 @@ def bitsandbytes_lamb() -> type[torch.optim.Optimizer]:
     try:
         import bitsandbytes
     except ModuleNotFoundError:
-        raise MirrorError("optimizer 'lamb' needs bitsandbytes: pip install 'mirror[arp]'") from None
+        raise missing_extra("bitsandbytes", "arp", "The optimizer 'lamb'") from None
     return bitsandbytes.optim.LAMB
 
 

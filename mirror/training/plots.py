@@ -110,3 +110,29 @@ def difference_chart(differences: dict, path: Path, title: str) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def learning_curves(steps: Sequence[int], series: dict[str, Sequence[Sequence[float]]], path: Path,
+                    title: str) -> Path:
+    """Success against the training step: per name (`avg` bold, tasks thin) the mean over runs, and for `avg`
+    over several runs a band of one standard deviation."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    for name, runs in series.items():
+        values = np.asarray(runs, dtype=float)
+        mean = np.nanmean(values, axis=0)
+        bold = name == "avg"
+        ax.plot(steps, mean, marker="o" if bold else None, linewidth=2.5 if bold else 1, alpha=1 if bold else 0.6,
+                label="mean over tasks" if bold else name, color="black" if bold else None)
+        if bold and len(values) > 1:
+            sd = np.nanstd(values, axis=0, ddof=1)
+            ax.fill_between(steps, mean - sd, mean + sd, color="grey", alpha=0.3, label="± 1 sd over runs")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("success (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=6, ncol=2)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -29,7 +29,7 @@ import numpy as np
 import yaml
 
 from mirror.errors import ConfigError, MirrorError
-from mirror.training.plots import bar_chart, difference_chart
+from mirror.training.plots import bar_chart, difference_chart, learning_curves
 from mirror.training.stats import Interval, Paired, interval, paired
 from mirror.training.tables import markdown as table2_markdown
 
@@ -47,6 +47,7 @@ class RunRecord:
     scenes: dict[Item, float] = field(default_factory=dict)  # test scene -> success (mean over repeats)
     clips: dict[Item, float] = field(default_factory=dict)  # test clip -> recognised (whole episode)
     twin: dict[str, float] = field(default_factory=dict)  # task -> success with the twin task's instruction
+    curve: dict[int, dict[str, float]] = field(default_factory=dict)  # step -> task or "avg" -> success (%)
 
     @property
     def group(self) -> str:
@@ -91,6 +92,11 @@ def read_run(path: str | Path) -> RunRecord:
     twin = _newest([f / "metrics.json" for f in folders if f.name.endswith("_twin")])
     if twin is not None:
         record.twin = {t: v["mean"] for t, v in json.loads(twin.read_text()).get("success", {}).items()}
+    for step_file in sorted(path.glob("validation/step*.json")):
+        rates = {k.removeprefix("rollout/success").lstrip("/") or "avg": v
+                 for k, v in json.loads(step_file.read_text()).items() if k.startswith("rollout/success")}
+        if rates:
+            record.curve[int(step_file.stem.removeprefix("step"))] = rates
     validation = _newest(list(path.glob("validation/step*.json")))
     if validation is not None and not record.metrics:
         record.metrics = json.loads(validation.read_text())
@@ -323,6 +329,14 @@ def report(runs: Sequence[str | Path], out: Path, comparisons: Sequence[tuple[st
         bar_chart({g: v.mean for g, v in have.items()}, out / f"seeds{i:02d}.png", metric, metric,
                   errors={g: (v.hi - v.mean if v.n > 1 else 0.0) for g, v in have.items()},
                   limit=(0, 100) if percent else (0, 1))
+    for name, runs in by_group.items():
+        curves = [r.curve for r in runs if r.curve]
+        if curves:
+            steps = sorted(set.intersection(*(set(c) for c in curves)))
+            tasks = [t for t in curves[0][steps[-1]] if t != "avg"] if steps else []
+            series = {t: [[c[s].get(t, np.nan) for s in steps] for c in curves] for t in ["avg", *tasks]}
+            learning_curves(steps, series, out / f"curves_{name}.png",
+                            f"{name}: rollout success during training ({len(curves)} run(s))")
     path = out / "report.md"
     path.write_text("# Report\n\n" + "\n".join(sections))
     return path

@@ -1,4 +1,4 @@
-"""Rollout evaluation during training: episodes sharded across DDP ranks, totals summed, logged and plotted.
+"""Rollout evaluation during training: episodes sharded across DDP ranks, gathered, logged and plotted.
 
 A runner (BabyAI, RLBench) knows its tasks, which episodes to run and how to run them in worker processes;
 this callback only distributes, aggregates and reports, so every rank logs identical totals.
@@ -16,8 +16,10 @@ import lightning as L
 import torch
 import torch.distributed as dist
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_warn
 
 from mirror.envs.episode import EpisodeResult, error_counts
+from mirror.errors import MissingExtra
 from mirror.training.plots import bar_chart
 
 COLUMNS = ("episodes", "successes", "reward", "length", "errors")
@@ -32,6 +34,9 @@ class RolloutRunner(Protocol):
     tasks: list[str]
     split: str
     twin: bool
+    video: int  # episodes per task to film, in repeat 0
+    video_fps: int
+    videos: dict
 
     def episodes(self, final: bool, count: int | None = None) -> list[tuple[str, int]]: ...
 
@@ -42,7 +47,7 @@ class RolloutRunner(Protocol):
 
 
 def totals(results: list[EpisodeResult], tasks: list[str]) -> torch.Tensor:
-    """Per task: episodes, successes, summed reward, summed length, errors (a tensor to sum across ranks)."""
+    """Per task: episodes, successes, summed reward, summed length, errors."""
     out = torch.zeros(len(tasks), len(COLUMNS), dtype=torch.float64)
     for r in results:
         out[tasks.index(r.task)] += torch.tensor(
@@ -80,13 +85,11 @@ def gather_results(results: list[EpisodeResult]) -> list[EpisodeResult]:
 
 def evaluate(trainer: L.Trainer, module: L.LightningModule, runner: RolloutRunner, final: bool,
              prefix: str) -> tuple[dict[str, float], list[EpisodeResult]]:
-    """Run this rank's share of the episodes and return totals summed over ranks (same on every rank)."""
+    """Run this rank's share of the episodes; returns the metrics of every rank's episodes (the same on every
+    rank) and those episodes."""
     episodes = runner.episodes(final)
-    mine = episodes[trainer.global_rank :: trainer.world_size]
-    results = runner.run(module, mine)
-    summed = trainer.strategy.reduce(totals(results, runner.tasks).to(module.device), reduce_op="sum").cpu()
-    everyone = gather_results(results)
-    values = metrics(summed, runner.tasks, prefix)
+    everyone = gather_results(runner.run(module, episodes[trainer.global_rank :: trainer.world_size]))
+    values = metrics(totals(everyone, runner.tasks), runner.tasks, prefix)
     values.update({f"{prefix}/errors_by_kind/{kind}": float(n) for kind, n in error_counts(everyone).items()})
     return values, everyone
 
@@ -111,22 +114,49 @@ def report(trainer: L.Trainer, values: dict[str, float], results: list[EpisodeRe
             logger.log_image(f"{prefix}/success_chart", [str(png)], step=trainer.global_step)
 
 
-class RolloutEvaluation(L.Callback):
-    """After every validation (every `trainer.val_every` steps), roll out the policy in its environment."""
+def save_videos(runner: RolloutRunner, folder: Path) -> dict[str, Path]:
+    """Write the videos the runner filmed as MP4 into `folder` (named by task, seed and outcome) and forget
+    them; returns the path of each task's first."""
+    from mirror.envs.video import video_name, write_video
 
-    def __init__(self, runner: RolloutRunner, prefix: str = "rollout"):
-        self.runner, self.prefix = runner, prefix
+    first: dict[str, Path] = {}
+    for (task, _, _), (result, frames) in sorted(runner.videos.items()):
+        path = write_video(frames, folder / video_name(task, result.seed, result.success), runner.video_fps)
+        first.setdefault(task, path)
+    runner.videos.clear()
+    return first
+
+
+class RolloutEvaluation(L.Callback):
+    """After every validation (every `trainer.val_every` steps), roll out the policy in its environment; the
+    first `video` episodes of each task are filmed (`rollouts/videos/step<N>/`, and to W&B)."""
+
+    def __init__(self, runner: RolloutRunner, prefix: str = "rollout", video: int = 0):
+        self.runner, self.prefix, self.video = runner, prefix, video
 
     def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if trainer.sanity_checking:
             return
-        values, results = evaluate(trainer, module, self.runner, final=False, prefix=self.prefix)
+        self.runner.video = self.video
+        try:
+            values, results = evaluate(trainer, module, self.runner, final=False, prefix=self.prefix)
+        finally:
+            self.runner.video = 0
         module.log_dict(values, sync_dist=False)
         folder = Path(trainer.default_root_dir) / "rollouts"
         folder.mkdir(parents=True, exist_ok=True)
         name = f"step{trainer.global_step:07d}"
         (folder / f"{name}.rank{trainer.global_rank}.json").write_text(json.dumps(values))  # what each rank logged
         report(trainer, values, results, self.runner.tasks, folder, name, self.prefix)
+        try:
+            videos = save_videos(self.runner, folder / "videos" / name)  # each rank films the episodes it ran
+        except MissingExtra as err:  # training goes on without its videos
+            rank_zero_warn(f"{err}; data.rollout_video=0 turns filming off")
+            self.video, videos = 0, {}
+        for logger in trainer.loggers if trainer.global_rank == 0 else []:
+            if isinstance(logger, WandbLogger):
+                for task, path in videos.items():
+                    logger.log_video(f"{self.prefix}/video/{task}", [str(path)], step=trainer.global_step)
 
     def teardown(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
         self.runner.close()

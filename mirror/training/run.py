@@ -27,6 +27,7 @@ from mirror.training.checkpoint import check_fits, read_checkpoint
 from mirror.training.logging import build_logger
 from mirror.training.module import MirrorModule, NonFiniteLossError
 from mirror.training.phases import PhaseTimes
+from mirror.training.rollouts import RolloutEvaluation
 from mirror.training.trainer import build_trainer, cpu_threads, save_step
 
 
@@ -43,8 +44,10 @@ def run_dir(cfg: MirrorConfig) -> Path:
 
 
 def checkpoints(directory: Path) -> list[Path]:
-    """A run's checkpoints (periodic, last, SLURM's pre-requeue save), the most recently written first."""
-    found = list((directory / "checkpoints").glob("*.ckpt")) + list(directory.glob("hpc_ckpt_*.ckpt"))
+    """A run's checkpoints to resume from (periodic, last, SLURM's pre-requeue save; not the best-so-far), the
+    most recently written first."""
+    found = [p for p in (directory / "checkpoints").glob("*.ckpt") if p.name != "best.ckpt"]
+    found += list(directory.glob("hpc_ckpt_*.ckpt"))
     return sorted(found, key=lambda p: p.stat().st_mtime_ns, reverse=True)
 
 
@@ -149,6 +152,10 @@ def train(cfg: MirrorConfig, callbacks: Sequence[Callback] = ()) -> Path:
     phases = PhaseTimes()
     directory = run_dir(cfg)
     resume = resume_checkpoint(cfg, directory)
+    step = resume[1].get("global_step", 0) if resume else 0
+    if step > cfg.trainer.max_steps:  # equal: the run is complete and re-running its command is a no-op
+        raise ConfigError(f"trainer.max_steps={cfg.trainer.max_steps} is below step {step} of the checkpoint to "
+                          f"resume ({resume[0]}); raise trainer.max_steps to continue training it")
     threads = cpu_threads(cfg)
     if threads is not None:
         torch.set_num_threads(threads)
@@ -160,8 +167,9 @@ def train(cfg: MirrorConfig, callbacks: Sequence[Callback] = ()) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     logger = build_logger(cfg, directory, resume[1].get("global_step") if resume else None)
     start, interruption = RunStart(cfg, directory), Interruption()
-    trainer = build_trainer(cfg, directory, logger,
-                            [start, interruption, phases, *datamodule.callbacks(), *callbacks])
+    brought = datamodule.callbacks()
+    rolls = any(isinstance(c, RolloutEvaluation) for c in brought)
+    trainer = build_trainer(cfg, directory, logger, [start, interruption, phases, *brought, *callbacks], best=rolls)
     ckpt = None
     if resume is not None:
         ckpt = resume[0]

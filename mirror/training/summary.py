@@ -11,6 +11,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.loggers import WandbLogger
 
+from mirror.errors import MissingExtra
 from mirror.probe.features import extract
 from mirror.probe.language import agent_instruction_embeddings, compare, markdown, reference_spaces, tsne_plot
 from mirror.training.rollouts import RolloutRunner, evaluate, report
@@ -51,12 +52,18 @@ class BabyAISummary(L.Callback):
         rows.append(("recognition top-1 (val)", _metric(trainer, "val/u/recognition"), 1 / n))
         rows.append(("alignment Recall@1 (val)", _metric(trainer, "val/align/recall1"),
                      _metric(trainer, "val/align/recall1_chance")))
-        probe_rows = []
+        probe_rows, probe_note = [], ""
         if module.execution is not None and hasattr(module.execution, "encode_instructions"):
             agent = agent_instruction_embeddings(module.execution, n)
-            probe_rows = compare(agent, reference_spaces(spec.instructions, module.understanding), permutations=200)
-            minilm = probe_rows[0]
-            rows.append(("P@15 vs MiniLM (agent instructions)", minilm.get("P@15"), minilm.get("P@15 chance")))
+            try:
+                spaces = reference_spaces(spec.instructions, module.understanding)
+            except MissingExtra as err:  # MiniLM is the extra 'probe'
+                probe_note = f"Language probe skipped: {err}"
+                rows.append(("P@15 vs MiniLM (agent instructions)", None, None))
+            else:
+                probe_rows = compare(agent, spaces, permutations=200)
+                minilm = probe_rows[0]
+                rows.append(("P@15 vs MiniLM (agent instructions)", minilm.get("P@15"), minilm.get("P@15 chance")))
         images = {}
         if module.alignment is not None:
             feats = extract(module, datamodule.feature_loader("val"), "aligned features")
@@ -67,6 +74,8 @@ class BabyAISummary(L.Callback):
         text = f"## Summary (step {trainer.global_step})\n\n{table}\n"
         if probe_rows:
             text += f"\n## Agent instruction embeddings vs references ({n} instructions)\n\n{markdown(probe_rows)}\n"
+        if probe_note:
+            text += f"\n{probe_note}\n"
         (folder / "summary.md").write_text(text)
         (folder / "summary.json").write_text(json.dumps(
             {"step": trainer.global_step, "rollouts": values, "summary": [list(r) for r in rows],

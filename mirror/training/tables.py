@@ -39,8 +39,9 @@ def markdown(rows: dict[str, dict[str, tuple[float, float]]], tasks: list[str]) 
     return "\n".join(lines)
 
 
-def write(repeats: list[list[EpisodeResult]], tasks: list[str], method: str, folder: Path) -> dict:
-    """episodes.csv, table.md and table.png in `folder`; returns the summary."""
+def write(repeats: list[list[EpisodeResult]], tasks: list[str], method: str, folder: Path
+          ) -> tuple[dict[str, tuple[float, float]], dict[str, int]]:
+    """episodes.csv, table.md and table.png in `folder`; returns the summary and the episodes lost by kind."""
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "episodes.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["repeat", *asdict(EpisodeResult("", 0, False, 0.0, 0))])
@@ -53,4 +54,4 @@ def write(repeats: list[list[EpisodeResult]], tasks: list[str], method: str, fol
     (folder / "table.md").write_text(markdown({method: stats}, tasks) + f"\n\nEpisodes lost to errors: {lost}\n")
     bar_chart({t: stats[t][0] for t in tasks}, folder / "table.png", f"{method}: success (%) over {len(repeats)} "
               "evaluation(s)", "success %", errors={t: stats[t][1] for t in tasks})
-    return stats
+    return stats, errors

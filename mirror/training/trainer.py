@@ -86,9 +86,13 @@ def build_strategy(cfg: MirrorConfig):
     return t.strategy
 
 
+BEST = "rollout/success"  # what `checkpoints/best.ckpt` is chosen by, when the data rolls out during training
+
+
 def build_trainer(
-    cfg: MirrorConfig, run_dir: Path, logger: Logger | bool, callbacks: Sequence[Callback] = ()
+    cfg: MirrorConfig, run_dir: Path, logger: Logger | bool, callbacks: Sequence[Callback] = (), best: bool = False
 ) -> L.Trainer:
+    """The run's trainer; with `best`, `checkpoints/best.ckpt` also keeps the step with the highest `BEST`."""
     t = cfg.trainer
     checkpoints = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
@@ -98,6 +102,8 @@ def build_trainer(
         save_top_k=-1,
         save_last=True,
     )
+    best_checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=BEST, mode="max",
+                                      save_top_k=1, enable_version_counter=False)
     validate = t.val_every > 0
     progress = build_progress_bar(cfg)
     plugins = [RunCheckpointIO()]
@@ -123,7 +129,7 @@ def build_trainer(
         enable_autolog_hparams=False,  # the run logs its merged config itself, once a resume has succeeded
         logger=logger,
         callbacks=[
-            checkpoints, FinalCheckpoint(), ValidationRecord(),
+            checkpoints, *([best_checkpoint] if best and validate else []), FinalCheckpoint(), ValidationRecord(),
             *([LearningRateMonitor(logging_interval="step")] if logger else []),
             *callbacks,
             *([progress] if progress else []),

@@ -41,6 +41,7 @@ class BabyAIDataConfig(DataConfig):
     final_rollout_episodes: int = 500  # per level, after training
     test_episodes: int = 500  # `mirror eval`'s episodes per level, on test layouts
     test_repeats: int = 1  # `mirror eval`'s repeated evaluations (each samples actions afresh)
+    rollout_video: int = 1  # episodes per level filmed at each validation (MP4 in the run, and to W&B)
     rollout_greedy: bool = False  # argmax actions; by default sample from the cloned policy (see README)
     batch_size: int = 128  # episodes per batch for the agent
     paired: int = 32  # the first `paired` episodes of a batch also get a partner clip for U and alignment
@@ -200,4 +201,4 @@ class BabyAIData(MirrorDataModule):
         from mirror.training.summary import BabyAISummary
 
         runner = self.rollout_runner()
-        return [RolloutEvaluation(runner), BabyAISummary(runner)]
+        return [RolloutEvaluation(runner, video=self.cfg.data.rollout_video), BabyAISummary(runner)]

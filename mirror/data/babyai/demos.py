@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
+from mirror.data.jobs import run_jobs
 from mirror.data.paths import writable_folder
 from mirror.data.seeds import episode_seed
 from mirror.envs.babyai import Episode, expert_episode, make
@@ -92,13 +91,7 @@ def _expert(args: tuple[str, int, int]) -> Episode:
 
 def generate(level: str, seeds: Sequence[int], tile: int, workers: int, desc: str) -> tuple[DemoSet, int]:
     """Expert episodes for `seeds` (in order), in `workers` processes; unsuccessful ones are dropped."""
-    jobs = [(level, s, tile) for s in seeds]
-    bar = dict(total=len(jobs), desc=desc, unit="ep", smoothing=0.1)
-    if workers <= 1:
-        episodes = [_expert(job) for job in tqdm(jobs, **bar)]
-    else:
-        with mp.get_context("spawn").Pool(workers) as pool:
-            episodes = list(tqdm(pool.imap(_expert, jobs, chunksize=32), **bar))
+    episodes = run_jobs(_expert, [(level, s, tile) for s in seeds], workers, desc, chunksize=32)
     kept = [ep for ep in episodes if ep.success]
     return DemoSet.from_episodes(level, kept), len(episodes) - len(kept)
 

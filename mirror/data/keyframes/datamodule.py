@@ -49,6 +49,7 @@ class KeyframeDataConfig(DataConfig):
     rollout_workers: int = 1  # simulator processes
     rollout_timeout: float = 900.0  # seconds one episode may take before its worker is replaced
     rollout_max_steps: int = 25  # key poses per episode
+    rollout_video: int = 1  # episodes per task filmed at each validation (MP4 in the run, and to W&B)
     test_episodes: int = 25  # `mirror eval`'s episodes per task, in each repeat
     test_repeats: int = 3  # `mirror eval`'s repeated evaluations
 
@@ -134,4 +135,5 @@ class KeyframeData(MirrorDataModule):
     def callbacks(self) -> list[Callback]:
         from mirror.training.rollouts import RolloutEvaluation
 
-        return [RolloutEvaluation(self.rollout_runner())] if self.cfg.data.rollout_episodes > 0 else []
+        d = self.cfg.data
+        return [RolloutEvaluation(self.rollout_runner(), video=d.rollout_video)] if d.rollout_episodes > 0 else []

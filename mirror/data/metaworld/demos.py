@@ -14,17 +14,15 @@ keyframe rule, the controller and the expert recording.
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing as mp
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from mirror.data.keyframes.cache import CACHE_VERSION, episode_dir, save_episode
+from mirror.data.jobs import run_jobs
+from mirror.data.keyframes.cache import episode_dir, is_current, pool_frames, read_meta, save_episode
 from mirror.data.keyframes.records import EpisodeInfo, Sample
 from mirror.data.metaworld.keyframes import keyframes
 from mirror.data.metaworld.tasks import task_text
@@ -131,7 +129,7 @@ def write_demo(job: tuple[Path, str, str, int, Request]) -> tuple[str, int]:
     for sample in demo.info.samples:
         scene.restore(physics[sample.obs_frame])
         observations.append(scene.cameras.observe(scene.data))
-    frames = np.unique(np.linspace(0, demo.info.length - 1, request.pool).round().astype(int)).tolist()
+    frames = pool_frames(demo.info.length, request.pool)
     clip = []
     for frame in frames:
         scene.restore(physics[frame])
@@ -144,17 +142,13 @@ def write_demo(job: tuple[Path, str, str, int, Request]) -> tuple[str, int]:
 
 def episode_seed_of(folder: Path) -> int:
     """The seed a cached demonstration episode was recorded from."""
-    return json.loads((folder / "meta.json").read_text())["fingerprint"]["seed"]
+    return read_meta(folder)["fingerprint"]["seed"]
 
 
-def is_current(folder: Path, fingerprint: dict) -> bool:
-    """Whether the cached episode in `folder` was made from what `task_fingerprint` describes."""
-    meta = folder / "meta.json"
-    if not meta.is_file():
-        return False
-    data = json.loads(meta.read_text())
-    made = data.get("fingerprint", {})
-    return data.get("version") == CACHE_VERSION and {k: made.get(k) for k in fingerprint} == fingerprint
+def recorded_from(folder: Path, fingerprint: dict) -> bool:
+    """Whether the cached episode in `folder` is whole and was made from what `task_fingerprint` describes."""
+    return is_current(folder, lambda meta: {k: meta["fingerprint"].get(k) for k in fingerprint} == fingerprint,
+                      "recording it again")
 
 
 def _close_scenes() -> None:
@@ -174,18 +168,13 @@ def generate(root: str | Path, tasks: Sequence[str], counts: dict[str, int], req
     request_print = request.fingerprint()
     prints = {task: task_fingerprint(request_print, task) for task in tasks}
     jobs = [(root, split, task, i, request) for split in counts for task in tasks for i in range(counts[split])
-            if not is_current(episode_dir(root / split, (task, i)), prints[task])]
+            if not recorded_from(episode_dir(root / split, (task, i)), prints[task])]
     failed = dict.fromkeys(tasks, 0)
     writable_folder(root, "--out")
-    bar = dict(total=len(jobs), desc="metaworld demos", unit="ep", disable=not jobs)
-    if workers > 1 and len(jobs) > 1:
-        with mp.get_context("spawn").Pool(workers) as pool:
-            results = list(tqdm(pool.imap_unordered(write_demo, jobs), **bar))
-    else:
-        try:
-            results = [write_demo(job) for job in tqdm(jobs, **bar)]
-        finally:
-            _close_scenes()
+    try:
+        results = run_jobs(write_demo, jobs, workers, "metaworld demos")
+    finally:
+        _close_scenes()  # the scenes this process opened (with one worker)
     for task, attempts in results:
         failed[task] += attempts
     return failed

@@ -13,6 +13,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from mirror.config import MirrorConfig
+from mirror.config.inputs import reads
 from mirror.data.keyframes.cache import CacheStore, EpisodeKey, cache_folder
 from mirror.data.keyframes.datamodule import KeyframeData, KeyframeDataConfig
 from mirror.data.paths import writable_folder
@@ -23,16 +24,16 @@ from mirror.errors import ConfigError
 
 @dataclass
 class RLBenchDataConfig(KeyframeDataConfig):
-    root: str = "data/rlbench/train"
-    val_root: str | None = None  # None: validation episodes come after the training ones in `root`
+    root: str = reads("data/rlbench/train")
+    val_root: str | None = reads()  # None: validation episodes come after the training ones in `root`
     tasks: list[str] = field(default_factory=lambda: list(TASKS))
     cache: str = "data/cache/rlbench"
     use_cache: bool = True  # False reads PNGs directly (slow)
     cache_workers: int = 2
     skip_bad: bool = False  # skip unreadable episodes with a warning instead of failing
     batch_size: int = 24
-    test_root: str = "data/rlbench/test"  # stored test demos: `mirror eval` episode i restores demo i
-    rollout_root: str | None = None  # stored demos for the rollouts during training (None: test_root)
+    test_root: str = reads("data/rlbench/test")  # stored test demos: `mirror eval` episode i restores demo i
+    rollout_root: str | None = reads()  # stored demos for the rollouts during training (None: test_root)
     headless: bool = True
 
 

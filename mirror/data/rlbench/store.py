@@ -7,15 +7,13 @@ depth, cameras) and front-camera video clips sampled as ViCLIP does (one frame p
 
 from __future__ import annotations
 
-import json
-import multiprocessing as mp
 import warnings
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from mirror.data.keyframes.cache import CACHE_VERSION, EpisodeKey, episode_dir, save_episode, spanned
+from mirror.data.jobs import run_jobs
+from mirror.data.keyframes.cache import EpisodeKey, episode_dir, is_current, pool_frames, save_episode, spanned
 from mirror.data.rlbench.episode import BadEpisodeError, RawEpisode
 from mirror.data.rlbench.format import CAMERAS, LOW_DIM, episode_folder
 from mirror.data.video import segment_frames
@@ -59,7 +57,7 @@ def write_episode(root: str | Path, cache: Path, key: EpisodeKey, pool: int, cam
     """Preprocess one episode: keyframe observations (RGB, float16 depth, cameras) and a pool of clip frames."""
     raw = RawEpisode(episode_folder(root, *key), *key, cameras)
     obs = [raw.observation(s.obs_frame) for s in raw.info.samples]
-    frames = np.unique(np.linspace(0, raw.info.length - 1, pool).round().astype(int)).tolist()
+    frames = pool_frames(raw.info.length, pool)
     save_episode(episode_dir(cache, key), raw.info, obs, raw.front_frames(frames), frames,
                  fingerprint(raw.folder, cameras))
 
@@ -74,7 +72,8 @@ def _write(args: tuple) -> str | None:
 
 def build_cache(root: str | Path, cache: str | Path, keys: list[EpisodeKey], pool: int = 32,
                 workers: int = 1, skip_bad: bool = False, cameras: tuple[str, ...] = CAMERAS) -> dict[EpisodeKey, str]:
-    """Bring the cache up to date for `keys`: (re)write episodes whose source or format changed.
+    """Bring the cache up to date for `keys`: (re)write episodes whose source or format changed, or that are
+    damaged (an array file missing or cut short: `mirror.data.keyframes.cache.damaged`).
 
     A stale episode leaves the cache before it is rewritten, so one whose source has gone bad is never read.
     Returns the errors of skipped episodes by key (with `skip_bad`; otherwise the first error is raised).
@@ -82,17 +81,12 @@ def build_cache(root: str | Path, cache: str | Path, keys: list[EpisodeKey], poo
     cache = Path(cache)
     stale = []
     for key in keys:
-        meta = episode_dir(cache, key) / "meta.json"
-        source = episode_folder(root, *key)
-        if not (meta.is_file() and (source / LOW_DIM).is_file() and _current(meta, source, pool, cameras)):
+        folder, source = episode_dir(cache, key), episode_folder(root, *key)
+        meta = folder / "meta.json"
+        if not (meta.is_file() and (source / LOW_DIM).is_file() and _current(folder, source, pool, cameras)):
             meta.unlink(missing_ok=True)
             stale.append(key)
-    jobs = [(root, cache, key, pool, cameras) for key in stale]
-    if workers > 1 and len(jobs) > 1:
-        with mp.get_context("spawn").Pool(workers) as p:
-            errors = list(tqdm(p.imap(_write, jobs), total=len(jobs), desc="rlbench cache", unit="ep"))
-    else:
-        errors = [_write(job) for job in tqdm(jobs, desc="rlbench cache", unit="ep", disable=not jobs)]
+    errors = run_jobs(_write, [(root, cache, key, pool, cameras) for key in stale], workers, "rlbench cache")
     bad = {key: err for key, err in zip(stale, errors, strict=True) if err}
     if bad and not skip_bad:
         raise BadEpisodeError(next(iter(bad.values())))
@@ -101,7 +95,10 @@ def build_cache(root: str | Path, cache: str | Path, keys: list[EpisodeKey], poo
     return bad
 
 
-def _current(meta: Path, source: Path, pool: int, cameras: tuple[str, ...]) -> bool:
-    data = json.loads(meta.read_text())
-    return (data.get("version") == CACHE_VERSION and data["fingerprint"] == fingerprint(source, cameras)
-            and len(data["clip_frames"]) == min(pool, data["info"]["length"]))
+def _current(folder: Path, source: Path, pool: int, cameras: tuple[str, ...]) -> bool:
+    """Whether the cached episode in `folder` is whole and was made from `source` as it is now."""
+    def made_from(meta: dict) -> bool:
+        return meta["fingerprint"] == fingerprint(source, cameras) and \
+            len(meta["clip_frames"]) == min(pool, meta["info"]["length"])
+
+    return is_current(folder, made_from, f"rebuilding it from {source}")

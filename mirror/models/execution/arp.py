@@ -19,16 +19,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mirror.config import ExecutionConfig, OptimizerConfig, OptimizerKind
+from mirror.config.inputs import reads
 from mirror.data.rlbench.format import SCENE_BOUNDS
 from mirror.errors import ConfigError
+from mirror.files import atomic_write
 from mirror.models.execution import geometry as geo
-from mirror.models.execution.arp_weights import load_weights
+from mirror.models.execution.arp_weights import load_weights, ours_from_file, shapes
 from mirror.models.execution.language import rn50_text_tower, token_features
 from mirror.models.execution.mvt import MVT, MVTSize
 from mirror.models.execution.policy import PROMPTS, TYPES, ARPHead
@@ -68,8 +72,8 @@ class ARPConfig(ExecutionConfig):
     yaw: float = 45.0  # degrees
     rgb_noise: float = 0.05  # uniform colour noise of up to this amplitude in every training step (ARP)
     feature: ARPFeature = ARPFeature.sequence
-    clip_checkpoint: str | None = None  # OpenAI's RN50.pt or an open_clip RN50, for the language features
-    checkpoint: str | None = None  # ARP weights: ARP's released RLBench checkpoint, or `mirror convert arp` output
+    clip_checkpoint: str | None = reads()  # OpenAI's RN50.pt or an open_clip RN50, for the language features
+    checkpoint: str | None = reads()  # ARP weights: ARP's released RLBench checkpoint, or `mirror convert arp` output
     lr: float = 1.25e-5
     lr_per_sample: bool = True  # lr x global batch size, as ARP trains
     optimizer: OptimizerConfig = field(
@@ -102,6 +106,17 @@ def networks(cfg: ARPConfig) -> tuple[nn.ModuleList, ARPHead]:
     return nn.ModuleList([MVT(size), MVT(size)]), head
 
 
+def convert(source: str | Path, target: str | Path) -> int:
+    """Write ARP's released RLBench checkpoint as our state dict (the default `arp` architecture); returns the
+    number of tensors. The target appears only once it is complete."""
+    with torch.device("meta"):
+        mvt, head = networks(ARPConfig(name="arp"))
+    state = ours_from_file(shapes(nn.ModuleDict({"mvt": mvt, "head": head})), source)
+    with atomic_write(Path(target), "wb") as f:
+        torch.save(state, f)
+    return len(state)
+
+
 class ARP(nn.Module):
     config_class = ARPConfig
 
@@ -119,6 +134,18 @@ class ARP(nn.Module):
     def text_features(self, texts: list[str]) -> Tensor:
         """Language features of instructions outside the data's list (e.g. at evaluation)."""
         return token_features(self._tower[0], texts).to(self.language.device)
+
+    @torch.no_grad()
+    def step(self, observation: dict, instruction: str, state: dict | None = None) -> tuple[np.ndarray, dict]:
+        """The next key pose (9 numbers, see `action`) for one observation: `rgb` and `xyz` (cameras, H, W, 3),
+        `proprio` (3,). ARP keeps no memory; `state` caches the instructions' language features."""
+        state = {} if state is None else state
+        if instruction not in state:
+            state[instruction] = self.text_features([instruction])
+        device = self.language.device
+        batch = {k: torch.as_tensor(np.asarray(observation[k]))[None].to(device) for k in ("rgb", "xyz", "proprio")}
+        batch["language"] = state[instruction]
+        return self.act(batch)[0].cpu().numpy(), state
 
     @staticmethod
     def scene(inputs: dict) -> tuple[Tensor, Tensor]:

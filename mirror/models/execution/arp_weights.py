@@ -141,17 +141,3 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
     """Load ARP weights (either layout) into `model`, an ARP."""
     model.load_state_dict(ours_from_file(shapes(model), path))
 
-
-def convert(source: str | Path, target: str | Path) -> int:
-    """Write ARP's released RLBench checkpoint as our state dict (the default `arp` architecture); returns the
-    number of tensors. The target appears only once it is complete."""
-    from mirror.models.execution.arp import ARPConfig, networks
-
-    with torch.device("meta"):
-        mvt, head = networks(ARPConfig(name="arp"))
-    state = ours_from_file(shapes(nn.ModuleDict({"mvt": mvt, "head": head})), source)
-    target = Path(target)
-    partial = target.with_name(target.name + ".partial")
-    torch.save(state, partial)
-    partial.replace(target)
-    return len(state)

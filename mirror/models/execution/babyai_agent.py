@@ -190,6 +190,15 @@ class BabyAIAgent(nn.Module):
         return BranchOutput(feature, loss, {"action_acc": accuracy})
 
     @torch.no_grad()
+    @torch.no_grad()
+    def step(self, observation: dict, instruction: str, state: Tensor | None = None) -> tuple[int, Tensor]:
+        """The greedy action for one minigrid observation (`image` 7 x 7 x 3, `direction`) and the memory."""
+        device = next(self.parameters()).device
+        images = torch.as_tensor(observation["image"], device=device)[None]
+        directions = torch.tensor([int(observation["direction"])], device=device)
+        action, state = self.act(self.tokenize([instruction]).to(device), images, directions, state)
+        return int(action[0]), state
+
     def act(self, tokens: Tensor, images: Tensor, directions: Tensor, state: Tensor | None,
             generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """One step for N parallel episodes given their instruction tokens: actions (greedy, or sampled

@@ -20,6 +20,7 @@ from torchmetrics.aggregation import MeanMetric
 
 from mirror.align.loss import bidirectional_infonce
 from mirror.config import UnderstandingConfig
+from mirror.config.inputs import reads
 from mirror.errors import ConfigError
 from mirror.models.protocol import BranchOutput, DataSpec, ParamGroup
 from mirror.models.understanding.video_encoder import VideoEncoder
@@ -57,7 +58,7 @@ class ViCLIPConfig(UnderstandingConfig):
     drop_path: float = 0.0  # stochastic depth of the last video block (0.1 in the official training)
     temperature: float | None = 0.05  # fixed tau of the fine-tuning loss; None: the learnt `temp`
     feature: Feature = Feature.projected
-    checkpoint: str | None = None  # official ViCLIP or open_clip CLIP weights (see weights.py)
+    checkpoint: str | None = reads()  # official ViCLIP or open_clip CLIP weights (see weights.py)
     freeze_text: bool = False
     text_lr_scale: float = 0.05  # text tower lr as a fraction of `lr`
     lr: float = 1e-5
@@ -73,6 +74,11 @@ class ViCLIP(nn.Module):
         s = SIZES[cfg.size]
         self.cfg, self.spec = cfg, spec
         self.image_size = cfg.image_size or s["image"]
+        patch = s["patch"]
+        if self.image_size % patch:  # before any tensor is made: one line, not VideoEncoder's traceback
+            near = max(1, round(self.image_size / patch)) * patch
+            raise ConfigError(f"understanding.image_size={self.image_size} is not a multiple of ViCLIP {cfg.size}'s "
+                              f"patch size {patch} (e.g. {near})")
         self.vision_encoder = VideoEncoder(
             self.image_size, s["patch"], s["width"], s["layers"], s["heads"], cfg.frames, s["embed"], cfg.drop_path
         )
@@ -173,9 +179,12 @@ class ViCLIP(nn.Module):
         tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=CONTEXT_LENGTH)
         return F.normalize(self.encode_text(tokenizer(texts).to(self.mean.device)), dim=-1)
 
-    def recognise(self, video: Tensor, instructions: list[str]) -> Tensor:
-        """For each uint8 clip (B, T, H, W, 3), the index of the instruction it shows, among `instructions`."""
-        return (self.embed_videos(video) @ self.embed_texts(instructions).T).argmax(dim=1)
+    def recognise(self, video, instructions: list[str]) -> Tensor:
+        """The index of the instruction a uint8 clip (T, H, W, 3) shows among `instructions`; for several clips
+        (B, T, H, W, 3), one index each. In evaluation mode (no patch masking)."""
+        clips = torch.as_tensor(video, device=self.mean.device)
+        chosen = (self.embed_videos(clips.view(-1, *clips.shape[-4:])) @ self.embed_texts(instructions).T).argmax(1)
+        return chosen[0] if clips.ndim == 4 else chosen
 
     def update_recognition(self, v: Tensor, labels: Tensor, tasks: Tensor) -> dict[str, MeanMetric]:
         """Top-1 recognition among all instructions, overall and per task (torchmetrics, synced in DDP)."""

@@ -1,0 +1,66 @@
+"""Trained models from Python: `mirror.load(checkpoint)` gives a run's branches without building its data (the
+config and the data's instructions and tasks are inside the checkpoint).
+
+    trained = mirror.load("runs/metaworld-mirror/checkpoints/last.ckpt")
+    action = trained.policy.act(observation, "open the drawer on the left")   # E: the next action
+    index = trained.understanding.recognise(clip, ["open the drawer on the left", ...])  # U: which instruction
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mirror.config import MirrorConfig
+from mirror.models.protocol import DataSpec
+
+
+class Policy:
+    """The execution model acting in an environment, one observation at a time: `act(observation, instruction)`
+    returns the model's action and keeps its memory across the steps of an episode; `reset()` starts another.
+    What an observation holds is the model's own (`step` of the model: ARP takes `rgb`, `xyz`, `proprio`;
+    the BabyAI agent a minigrid observation)."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+        self.state: Any = None
+
+    def reset(self) -> None:
+        self.state = None
+
+    def act(self, observation: dict, instruction: str) -> Any:
+        action, self.state = self.model.step(observation, instruction, self.state)
+        return action
+
+
+@dataclass
+class Trained:
+    """A trained run: its config, the data's instructions and tasks, the module, and each branch (None when the
+    run did not train it)."""
+
+    config: MirrorConfig
+    spec: DataSpec
+    module: torch.nn.Module
+
+    @property
+    def understanding(self) -> torch.nn.Module | None:
+        return self.module.understanding
+
+    @property
+    def execution(self) -> torch.nn.Module | None:
+        return self.module.execution
+
+    @property
+    def policy(self) -> Policy | None:
+        return Policy(self.module.execution) if self.module.execution is not None else None
+
+
+def load(checkpoint: str | Path, device: str | torch.device = "cpu") -> Trained:
+    """A `mirror train` checkpoint's models, in evaluation mode, read safely (`weights_only`)."""
+    from mirror.training.checkpoint import read_checkpoint, restore_module
+
+    module = restore_module(read_checkpoint(checkpoint), checkpoint)
+    return Trained(module.cfg, module.spec, module.to(device).eval())
