@@ -11,6 +11,8 @@ EXTRAS ?= probe,video
 TORCH_INDEX ?=
 CONFIG ?= configs/babyai/mirror.yaml
 ARGS ?=
+# pytest-xdist workers for `make test`: the suite's tests use one thread each
+TEST_JOBS ?= 2
 # torch and torchvision with pyproject.toml's bounds, e.g. "torch>=2.5,<3" "torchvision>=0.20,<1"
 TORCH_REQS = $(shell grep -oE '"torch(vision)?[<>=!~][^"]*"' pyproject.toml)
 
@@ -34,7 +36,7 @@ train: $(VENV)/.installed-$(EXTRAS)
 
 # pytest exits 5 when it collects no tests; that is not a failure.
 test: $(VENV)/.installed-dev
-	$(BIN)/pytest -q $(ARGS) || [ $$? -eq 5 ]
+	$(BIN)/pytest -q -n $(TEST_JOBS) $(ARGS) || [ $$? -eq 5 ]
 
 bench: $(VENV)/.installed-dev
 	for f in bench/*.py; do $(BIN)/python $$f || exit 1; done

@@ -113,7 +113,7 @@ def test_extras_hold_what_their_parts_need_and_dev_holds_every_extra():
     assert "bitsandbytes" in {dist_name(r) for r in expand(extras["metaworld"], extras)}  # Meta-World's policy: ARP
     dev = {dist_name(r) for r in expand(extras["dev"], extras)}
     assert {dist_name(r) for e in extras for r in expand(extras[e], extras)} <= dev | {"mirror"}
-    assert {"pytest", "ruff"} <= dev
+    assert {"pytest", "pytest-xdist", "ruff"} <= dev
 
 
 def test_every_requirement_has_a_lower_bound():

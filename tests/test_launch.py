@@ -6,12 +6,17 @@ import subprocess
 from tests.conftest import ROOT
 
 
+def stand_in(tmp_path, body: str = ""):
+    """A stand-in `mirror` that appends its arguments to `calls` (after `body`, shell code)."""
+    stub = tmp_path / "mirror"
+    stub.write_text(f'#!/usr/bin/env bash\n{body}\necho "$*" >> {tmp_path / "calls"}\n')
+    stub.chmod(0o755)
+    return stub
+
+
 def test_seeds_script_trains_and_evaluates_each_experiment_per_seed_then_compares_them(tmp_path):
     calls = tmp_path / "calls"
-    stub = tmp_path / "mirror"
-    stub.write_text(f'#!/usr/bin/env bash\necho "$*" >> {calls}\n')
-    stub.chmod(0o755)
-    env = {**os.environ, "MIRROR": str(stub), "ROOT": "out", "SEEDS": "0 1", "TWIN": "arp"}
+    env = {**os.environ, "MIRROR": str(stand_in(tmp_path)), "ROOT": "out", "SEEDS": "0 1", "TWIN": "arp"}
     subprocess.run(["bash", str(ROOT / "launch/seeds.sh"), "metaworld", "mirror", "arp", "--", "trainer.max_steps=5"],
                    env=env, check=True, cwd=tmp_path)
     lines = calls.read_text().splitlines()
@@ -39,10 +44,7 @@ def test_seeds_script_stops_at_the_first_failed_run(tmp_path):
 
 def test_seeds_script_runs_seeds_side_by_side_and_reports_after_all(tmp_path):
     calls = tmp_path / "calls"
-    stub = tmp_path / "mirror"
-    stub.write_text(f'#!/usr/bin/env bash\nsleep 0.2\necho "$*" >> {calls}\n')
-    stub.chmod(0o755)
-    env = {**os.environ, "MIRROR": str(stub), "ROOT": "out", "SEEDS": "0 1 2", "JOBS": "2"}
+    env = {**os.environ, "MIRROR": str(stand_in(tmp_path, "sleep 0.2")), "ROOT": "out", "SEEDS": "0 1 2", "JOBS": "2"}
     subprocess.run(["bash", str(ROOT / "launch/seeds.sh"), "babyai", "mirror", "baseline"], env=env, check=True,
                    cwd=tmp_path)
     lines = calls.read_text().splitlines()

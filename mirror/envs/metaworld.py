@@ -110,9 +110,16 @@ class Cameras:
                      mujoco.mjtRndFlag.mjRND_SKYBOX):
             self.renderer.scene.flags[flag] = 0
 
-    def _render(self, data: mujoco.MjData, camera: str) -> np.ndarray:
-        self.renderer.update_scene(data, camera=camera)
-        image = self.renderer.render()
+    def _render(self, data: mujoco.MjData, camera: str, mode: str = "") -> np.ndarray:
+        """One upright image of `camera`: RGB, or with `mode` the renderer's `depth` or `segmentation`."""
+        if mode:
+            getattr(self.renderer, f"enable_{mode}_rendering")()
+        try:
+            self.renderer.update_scene(data, camera=camera)
+            image = self.renderer.render()
+        finally:
+            if mode:
+                getattr(self.renderer, f"disable_{mode}_rendering")()
         if upside_down(data, self.model.camera(camera).id):
             image = image[::-1, ::-1]
         return image.copy()
@@ -121,19 +128,11 @@ class Cameras:
         return self._render(data, camera)
 
     def depth(self, data: mujoco.MjData, camera: str) -> np.ndarray:
-        self.renderer.enable_depth_rendering()
-        try:
-            return self._render(data, camera)
-        finally:
-            self.renderer.disable_depth_rendering()
+        return self._render(data, camera, "depth")
 
     def segmentation(self, data: mujoco.MjData, camera: str) -> np.ndarray:
         """(H, W, 2): object id and type (`mjtObj`) per pixel, -1 where none."""
-        self.renderer.enable_segmentation_rendering()
-        try:
-            return self._render(data, camera)
-        finally:
-            self.renderer.disable_segmentation_rendering()
+        return self._render(data, camera, "segmentation")
 
     def observe(self, data: mujoco.MjData) -> dict[str, np.ndarray]:
         """Every camera: RGB (C, H, W, 3) uint8, depth (C, H, W) float32 metres, extrinsics, intrinsics."""

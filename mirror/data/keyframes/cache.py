@@ -103,9 +103,12 @@ def damaged(folder: Path, meta: dict | None = None) -> str | None:
     if meta is None:
         if not (folder / "meta.json").exists():
             return "meta.json: missing"
-        meta = read_meta(folder)
-        if meta is None:
-            return "meta.json: unreadable"
+        try:
+            meta = json.loads((folder / "meta.json").read_text())
+        except (OSError, ValueError) as err:
+            return f"meta.json: unreadable ({err})"
+        if not isinstance(meta, dict):
+            return "meta.json: unreadable (not a JSON object)"
     try:
         k, f = len(meta["info"]["samples"]), len(meta["clip_frames"])
     except (KeyError, TypeError) as err:
