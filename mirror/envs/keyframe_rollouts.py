@@ -91,7 +91,8 @@ class KeyframeRollouts:
             self.pool = RolloutPool(d.rollout_workers, partial(setup, type(self).make_env, self.split), run,
                                     timeout=d.rollout_timeout)
         jobs = [(task, i, repeat, self.twin, repeat == 0 and i < self.video) for task, i in episodes]
-        shown = Progress(len(jobs), f"{self.split} rollouts, repeat {repeat}")
+        name = "validation" if self.split == "rollout" else self.split
+        shown = Progress(len(jobs), f"{name} rollouts, repeat {repeat}")
         try:
             outcomes = self.pool.map(pack(self.cfg, self.spec, module.execution), jobs, shown.update)
         finally:
