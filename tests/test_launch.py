@@ -6,10 +6,10 @@ import subprocess
 from tests.conftest import ROOT
 
 
-def stand_in(tmp_path, body: str = ""):
-    """A stand-in `mirror` that appends its arguments to `calls` (after `body`, shell code)."""
+def stand_in(tmp_path, before: str = "", after: str = ""):
+    """A stand-in `mirror` that appends its arguments to `calls`, between the shell code `before` and `after`."""
     stub = tmp_path / "mirror"
-    stub.write_text(f'#!/usr/bin/env bash\n{body}\necho "$*" >> {tmp_path / "calls"}\n')
+    stub.write_text(f'#!/usr/bin/env bash\n{before}\necho "$*" >> {tmp_path / "calls"}\n{after}\n')
     stub.chmod(0o755)
     return stub
 
@@ -33,10 +33,7 @@ def test_seeds_script_trains_and_evaluates_each_experiment_per_seed_then_compare
 
 
 def test_seeds_script_stops_at_the_first_failed_run(tmp_path):
-    stub = tmp_path / "mirror"
-    stub.write_text(f'#!/usr/bin/env bash\necho "$*" >> {tmp_path / "calls"}\nexit 3\n')
-    stub.chmod(0o755)
-    env = {**os.environ, "MIRROR": str(stub), "ROOT": "out"}
+    env = {**os.environ, "MIRROR": str(stand_in(tmp_path, after="exit 3")), "ROOT": "out"}
     done = subprocess.run(["bash", str(ROOT / "launch/seeds.sh"), "babyai", "mirror", "baseline"], env=env,
                           cwd=tmp_path, capture_output=True)
     assert done.returncode == 3 and len((tmp_path / "calls").read_text().splitlines()) == 1

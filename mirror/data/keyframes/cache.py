@@ -37,13 +37,20 @@ def pool_frames(length: int, pool: int) -> list[int]:
     return np.unique(np.linspace(0, length - 1, pool).round().astype(int)).tolist()
 
 
-def read_meta(folder: Path) -> dict | None:
-    """An episode's meta.json, or None when it is missing or unreadable."""
+def load_meta(folder: Path) -> tuple[dict | None, str | None]:
+    """An episode's meta.json and None, or None and why it cannot be read (missing, not JSON, not an object)."""
     try:
         data = json.loads((folder / "meta.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    except FileNotFoundError:
+        return None, "meta.json: missing"
+    except (OSError, ValueError) as err:
+        return None, f"meta.json: unreadable ({err})"
+    return (data, None) if isinstance(data, dict) else (None, "meta.json: unreadable (not a JSON object)")
+
+
+def read_meta(folder: Path) -> dict | None:
+    """An episode's meta.json, or None when it is missing or unreadable."""
+    return load_meta(folder)[0]
 
 
 def is_current(folder: Path, made_from: Callable[[dict], bool], again: str) -> bool:
@@ -101,14 +108,9 @@ def damaged(folder: Path, meta: dict | None = None) -> str | None:
     missing, cut short or of another shape or dtype than meta.json and the other arrays imply (K samples, C
     cameras, H x W images, F clip frames). Reads meta.json (unless given) and the arrays' headers, no data."""
     if meta is None:
-        if not (folder / "meta.json").exists():
-            return "meta.json: missing"
-        try:
-            meta = json.loads((folder / "meta.json").read_text())
-        except (OSError, ValueError) as err:
-            return f"meta.json: unreadable ({err})"
-        if not isinstance(meta, dict):
-            return "meta.json: unreadable (not a JSON object)"
+        meta, problem = load_meta(folder)
+        if problem:
+            return problem
     try:
         k, f = len(meta["info"]["samples"]), len(meta["clip_frames"])
     except (KeyError, TypeError) as err:
