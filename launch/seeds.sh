@@ -5,10 +5,11 @@
 #   launch/seeds.sh babyai mirror baseline
 # For every seed and experiment: `mirror train configs/BENCHMARK/EXPERIMENT.yaml` as runs/BENCHMARK-EXPERIMENT-seed<N>,
 # then `mirror eval` of its last checkpoint on the test scenes (and, for the experiments listed in TWIN, once more
-# with each episode of the TWIN_TASKS told its twin task's instruction); finally `mirror report` over all runs, the
-# first experiment compared with each other one, paired over the test scenes and clips. Extra overrides after `--`
-# go to every run. JOBS=2 runs two seeds at a time (with `-- trainer.threads=1` on 2 cores). Re-running the same
-# command continues where it stopped: finished runs and evaluations are kept.
+# with each episode of the TWIN_TASKS told its twin task's instruction); finally `mirror report` over all runs into
+# OUT (runs/BENCHMARK-seeds), the first experiment compared with each other one, paired over the test scenes and
+# clips. Extra overrides after `--` go to every run. JOBS=3 runs three (seed, experiment) runs at a time (with
+# `-- trainer.threads=1` on 2 cores). Re-running the same command continues where it stopped: finished runs and
+# evaluations are kept, so a grid that shares runs with another (the same name) reuses them.
 set -euo pipefail
 MIRROR=${MIRROR:-mirror}
 ROOT=${ROOT:-runs}
@@ -21,38 +22,39 @@ shift
 exps=()
 while [[ $# -gt 0 && $1 != "--" ]]; do exps+=("$1"); shift; done
 [[ $# -gt 0 ]] && shift
+OUT=${OUT:-$ROOT/${bench}-seeds}
 
 fresh() {  # an evaluation's metrics, written after the checkpoint they evaluate
   [[ -f "$1" && "$1" -nt "$2" ]]
 }
 
-one_seed() {
-  local seed=$1 exp name ckpt
-  shift
-  for exp in "${exps[@]}"; do
-    name="${bench}-${exp}-seed${seed}"
-    "$MIRROR" train "configs/${bench}/${exp}.yaml" seed="$seed" run.root="$ROOT" run.name="$name" resume=auto "$@"
-    ckpt="$ROOT/$name/checkpoints/last.ckpt"
-    fresh "$ROOT/$name/eval/last/metrics.json" "$ckpt" || "$MIRROR" eval --ckpt "$ckpt"
-    if [[ " $TWIN " == *" $exp "* ]]; then
-      fresh "$ROOT/$name/eval/last_twin/metrics.json" "$ckpt" || "$MIRROR" eval --ckpt "$ckpt" --twin --tasks $TWIN_TASKS
-    fi
-  done
+one_run() {
+  local seed=$1 exp=$2 name ckpt
+  shift 2
+  name="${bench}-${exp}-seed${seed}"
+  "$MIRROR" train "configs/${bench}/${exp}.yaml" seed="$seed" run.root="$ROOT" run.name="$name" resume=auto "$@"
+  ckpt="$ROOT/$name/checkpoints/last.ckpt"
+  fresh "$ROOT/$name/eval/last/metrics.json" "$ckpt" || "$MIRROR" eval --ckpt "$ckpt"
+  if [[ " $TWIN " == *" $exp "* ]]; then
+    fresh "$ROOT/$name/eval/last_twin/metrics.json" "$ckpt" || "$MIRROR" eval --ckpt "$ckpt" --twin --tasks $TWIN_TASKS
+  fi
 }
 
 runs=()
 pids=()
 for seed in $SEEDS; do
-  for exp in "${exps[@]}"; do runs+=("$ROOT/${bench}-${exp}-seed${seed}"); done
-  if (( JOBS > 1 )); then
-    one_seed "$seed" "$@" &
-    pids+=($!)
-    while (( $(jobs -rp | wc -l) >= JOBS )); do wait -n || { kill "${pids[@]}" 2>/dev/null; exit 1; }; done
-  else
-    one_seed "$seed" "$@"
-  fi
+  for exp in "${exps[@]}"; do
+    runs+=("$ROOT/${bench}-${exp}-seed${seed}")
+    if (( JOBS > 1 )); then
+      one_run "$seed" "$exp" "$@" &
+      pids+=($!)
+      while (( $(jobs -rp | wc -l) >= JOBS )); do wait -n || { kill "${pids[@]}" 2>/dev/null; exit 1; }; done
+    else
+      one_run "$seed" "$exp" "$@"
+    fi
+  done
 done
 for pid in "${pids[@]}"; do wait "$pid"; done
 compare=()
 for exp in "${exps[@]:1}"; do compare+=(--compare "${bench}-${exps[0]}" "${bench}-${exp}"); done
-"$MIRROR" report "${runs[@]}" "${compare[@]}" --out "$ROOT/${bench}-seeds"
+"$MIRROR" report "${runs[@]}" "${compare[@]}" --out "$OUT"

@@ -1,6 +1,7 @@
 """launch/seeds.sh: every (seed, experiment) run with its own name, the extra overrides, then one report."""
 
 import os
+import re
 import subprocess
 
 from tests.conftest import ROOT
@@ -39,13 +40,27 @@ def test_seeds_script_stops_at_the_first_failed_run(tmp_path):
     assert done.returncode == 3 and len((tmp_path / "calls").read_text().splitlines()) == 1
 
 
-def test_seeds_script_runs_seeds_side_by_side_and_reports_after_all(tmp_path):
+def test_seeds_script_runs_jobs_side_by_side_and_reports_after_all_into_out(tmp_path):
     calls = tmp_path / "calls"
-    env = {**os.environ, "MIRROR": str(stand_in(tmp_path, "sleep 0.2")), "ROOT": "out", "SEEDS": "0 1 2", "JOBS": "2"}
+    env = {**os.environ, "MIRROR": str(stand_in(tmp_path, "sleep 0.2")), "ROOT": "out", "SEEDS": "0 1 2", "JOBS": "2",
+           "OUT": "out/grid"}
     subprocess.run(["bash", str(ROOT / "launch/seeds.sh"), "babyai", "mirror", "baseline"], env=env, check=True,
                    cwd=tmp_path)
     lines = calls.read_text().splitlines()
-    assert len(lines) == 3 * 2 * 2 + 1 and lines[-1].startswith("report ")
-    for s in (0, 1, 2):  # each seed's own steps keep their order
-        mine = [line for line in lines if f"-seed{s}" in line and not line.startswith("report")]
-        assert [m.split()[0] for m in mine] == ["train", "eval", "train", "eval"]
+    assert len(lines) == 3 * 2 * 2 + 1 and lines[-1].startswith("report ") and lines[-1].endswith("--out out/grid")
+    for s in (0, 1, 2):
+        for exp in ("mirror", "baseline"):  # each run's own steps keep their order
+            mine = [line.split()[0] for line in lines[:-1] if re.search(rf"babyai-{exp}-seed{s}\b", line)]
+            assert mine == ["train", "eval"], (s, exp, lines)
+
+
+def test_seeds_script_runs_the_experiments_of_one_seed_side_by_side(tmp_path):
+    """JOBS counts runs, not seeds: each train waits (at most 60 s) until both of seed 0's runs have started."""
+    barrier = ('if [[ $1 == train ]]; then touch "started.$5"; for _ in $(seq 600); do '
+               '(( $(ls started.* | wc -l) == 2 )) && break; sleep 0.1; done; '
+               '(( $(ls started.* | wc -l) == 2 )) || exit 4; fi')
+    env = {**os.environ, "MIRROR": str(stand_in(tmp_path, barrier)), "ROOT": "out", "SEEDS": "0", "JOBS": "2"}
+    done = subprocess.run(["bash", str(ROOT / "launch/seeds.sh"), "metaworld", "mirror", "arp"], env=env, cwd=tmp_path,
+                          capture_output=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "calls").read_text().splitlines()[-1].startswith("report ")

@@ -98,6 +98,16 @@ def test_table_3_layout():
     assert lines[3] == "| instruction |  | 70.0 / 82.0 |  |" and lines[4] == "| task |  |  | 80.0 / 83.0 |"
 
 
+def test_table_3_cell_is_the_mean_over_seeds():
+    config = {"align": {"weight": 0.5, "positives": "task", "tau": 0.1}}
+    records = [RunRecord(ROOT, f"task-seed{i}", config, metrics={"val/u/recognition/t": au}, success={"avg": (ee, 0.0)})
+               for i, (au, ee) in enumerate([(0.5, 40.0), (0.7, 50.0), (0.6, 75.0)])]
+    records.append(RunRecord(ROOT, "episode-seed0", {"align": {**config["align"], "positives": "episode"}},
+                             metrics={"val/u/recognition/t": 0.2}))
+    lines = table3(records).splitlines()
+    assert lines[2:] == ["| episode | 20.0 / n/a |", "| task | 60.0 / 55.0 (n=3) |"]
+
+
 def test_seed_groups_mean_sample_std_and_interval():
     runs = {"mirror": [(90.0, 0.30), (84.0, 0.36), (99.0, 0.33)], "base": [(80.0, 0.31), (86.0, 0.35)]}
     records = [RunRecord(ROOT, f"babyai-{g}-seed{i}", {}, summary={"success (%)": s, "recall": r})

@@ -3,7 +3,7 @@ and paired comparisons of two groups of runs, as Markdown and PNG.
 
 - Table 1: action recognition top-1 (%) per task (held-out test clips of `mirror eval`, else validation);
 - Table 2: success (%) per task, mean +- std over evaluation repeats (`mirror eval`, or the last rollouts);
-- Table 3: the ablation grid, positives x temperature, each cell "AU / EE" (mean recognition / success);
+- Table 3: the ablation grid, positives x temperature, each cell "AU / EE" (mean recognition / success, over seeds);
 - over seeds: runs named `<name>-seed<N>` grouped; every headline metric as mean +- sample std (ddof 1) and
   the t-based 95% interval of the mean;
 - `--compare A B` (groups by name): A - B per task and on average, for success on identical test scenes and
@@ -167,22 +167,27 @@ def table2(records: list[RunRecord]) -> str | None:
 
 
 def table3(records: list[RunRecord]) -> str | None:
-    """Positives (rows) x temperature (columns); a cell is 'AU / EE' of the run with those settings."""
-    cells: dict[tuple[str, float], str] = {}
+    """Positives (rows) x temperature (columns); a cell is 'AU / EE' of the runs with those settings, averaged
+    over their seeds (the count shown when there are several)."""
+    cells: dict[tuple[str, float], list[tuple[float | None, float | None]]] = defaultdict(list)
     for r in records:
         align = r.config.get("align", {})
         if align.get("weight", 0) <= 0:
             continue
-        au = recognition(r).get("avg")
-        ee = r.success.get("avg", (None, None))[0]
-        show = f"{'n/a' if au is None else f'{au:.1f}'} / {'n/a' if ee is None else f'{ee:.1f}'}"
-        cells[(align["positives"], float(align["tau"]))] = show
+        cells[(align["positives"], float(align["tau"]))].append(
+            (recognition(r).get("avg"), r.success.get("avg", (None, None))[0]))
     if len(cells) < 2:
         return None
+
+    def show(runs: list[tuple[float | None, float | None]]) -> str:
+        means = [[v for v in values if v is not None] for values in zip(*runs, strict=True)]
+        text = " / ".join(f"{np.mean(m):.1f}" if m else "n/a" for m in means)
+        return text + (f" (n={len(runs)})" if len(runs) > 1 else "")
+
     taus = sorted({tau for _, tau in cells})
     order = [p for p in ("episode", "instruction", "task") if any(k[0] == p for k in cells)]
     return _table(["positives", *(f"tau {t:g} (AU / EE)" for t in taus)],
-                  [[p, *(cells.get((p, t), "") for t in taus)] for p in order])
+                  [[p, *(show(cells[(p, t)]) if (p, t) in cells else "" for t in taus)] for p in order])
 
 
 def _percent(means: list[float]) -> bool:
