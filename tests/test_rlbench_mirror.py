@@ -125,6 +125,16 @@ def test_seed_groups_mean_sample_std_and_interval():
     assert lines[2] == "| success (%) | 91.0 ± 7.5 [72.2, 109.8] | 83.0 ± 4.2 [44.9, 121.1] |"
 
 
+def test_seed_groups_show_a_percentage_near_zero_as_a_percentage():
+    records = [RunRecord(ROOT, f"mw-arp-seed{i}", {}, summary={"success handle-pull (%)": s, "recall": 0.5})
+               for i, s in enumerate((0.0, 4.0, 0.0))]
+    records += [RunRecord(ROOT, f"mw-mirror-seed{i}", {}, summary={"success handle-pull (%)": 0.0}) for i in (0, 1)]
+    lines = seeds(records)[0].splitlines()
+    assert lines[2].startswith("| success handle-pull (%) | 1.3 ± 2.3 [")
+    assert lines[2].endswith("| 0.0 ± 0.0 [0.0, 0.0] |")
+    assert lines[3].startswith("| recall | 0.500 ± 0.000")
+
+
 def test_alignment_off_leaves_arps_trajectory_unchanged(data_root, tmp_path):
     """With align.weight=0, E in the joint run (U training beside it) follows ARP trained alone step by step."""
     common = [*tiny(data_root, tmp_path, "unused"), "trainer.max_steps=3", "trainer.val_every=100",

@@ -190,9 +190,9 @@ def table3(records: list[RunRecord]) -> str | None:
                   [[p, *(show(cells[(p, t)]) if (p, t) in cells else "" for t in taus)] for p in order])
 
 
-def _percent(means: list[float]) -> bool:
-    """Whether a metric's values are percentages rather than fractions (any magnitude above 1.5)."""
-    return max(abs(m) for m in means) > 1.5
+def _percent(metric: str, means: list[float]) -> bool:
+    """Whether a metric's values are percentages rather than fractions: named so, or any magnitude above 1.5."""
+    return "(%)" in metric or max(abs(m) for m in means) > 1.5
 
 
 def groups(records: list[RunRecord]) -> dict[str, list[RunRecord]]:
@@ -212,7 +212,7 @@ def seeds(records: list[RunRecord]) -> tuple[str | None, dict[str, dict[str, Int
              for g, runs in grouped.items()}
     rows = []
     for m in metrics:
-        digits = 1 if _percent([stats[g][m].mean for g in grouped if m in stats[g]]) else 3
+        digits = 1 if _percent(m, [stats[g][m].mean for g in grouped if m in stats[g]]) else 3
         rows.append([m, *(stats[g][m].show(digits) if m in stats[g] else "n/a" for g in grouped)])
     return _table(["metric", *(f"{g} (n={len(grouped[g])})" for g in grouped)], rows), stats
 
@@ -330,7 +330,7 @@ def report(runs: Sequence[str | Path], out: Path, comparisons: Sequence[tuple[st
         bar_chart(recognised, out / "recognition.png", "mean recognition top-1 (%)", "top-1 %")
     for i, metric in enumerate(dict.fromkeys(m for s in stats.values() for m in s)):
         have = {g: s[metric] for g, s in stats.items() if metric in s}
-        percent = _percent([v.mean for v in have.values()])
+        percent = _percent(metric, [v.mean for v in have.values()])
         bar_chart({g: v.mean for g, v in have.items()}, out / f"seeds{i:02d}.png", metric, metric,
                   errors={g: (v.hi - v.mean if v.n > 1 else 0.0) for g, v in have.items()},
                   limit=(0, 100) if percent else (0, 1))
