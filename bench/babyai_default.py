@@ -27,8 +27,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from mirror.benchmarks.babyai.demos import episode_seed, generate  # noqa: E402
 from mirror.config import load_config  # noqa: E402
-from mirror.data.babyai.demos import episode_seed, generate  # noqa: E402
 
 CONFIG = ROOT / "configs" / "babyai" / "mirror.yaml"
 STEPS, DEMOS = 12, 300

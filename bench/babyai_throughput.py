@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mirror.data.babyai.demos import generate  # noqa: E402
+from mirror.benchmarks.babyai.demos import generate  # noqa: E402
 from mirror.data.seeds import episode_seed  # noqa: E402
 
 DEMOS, ROLLOUTS = (400, 2400), 400
@@ -44,8 +44,8 @@ class Module:
 
 
 def rollouts_per_second(workers: int) -> float:
+    from mirror.benchmarks.babyai.rollouts import EPISODES_PER_JOB, BabyAIRollouts
     from mirror.config import config_from_dict, load_config, to_dict
-    from mirror.envs.babyai_rollouts import EPISODES_PER_JOB, BabyAIRollouts
     from mirror.models.protocol import DataSpec
     from mirror.registry import build_branch
 

@@ -23,9 +23,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from mirror.benchmarks.rlbench.datamodule import RLBenchData  # noqa: E402
+from mirror.benchmarks.rlbench.synthetic import write_episode  # noqa: E402
 from mirror.config import load_config  # noqa: E402
-from mirror.data.rlbench.datamodule import RLBenchData  # noqa: E402
-from mirror.data.rlbench.synthetic import write_episode  # noqa: E402
 from mirror.models.execution import geometry as geo  # noqa: E402
 from mirror.models.execution.policy import PROMPTS, TYPES  # noqa: E402
 from mirror.models.execution.renderer import render  # noqa: E402

@@ -17,8 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from mirror.data.metaworld.demos import record  # noqa: E402
-from mirror.envs.metaworld import MT10, Scene, replay  # noqa: E402
+from mirror.benchmarks.metaworld.control import replay  # noqa: E402
+from mirror.benchmarks.metaworld.demos import record  # noqa: E402
+from mirror.benchmarks.metaworld.scene import MT10, Scene  # noqa: E402
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ KEYFRAMES = 5
 
 
 def render_ms(repeats: int = 20) -> dict[str, float]:
-    from mirror.envs.metaworld import CAMERAS, Scene
+    from mirror.benchmarks.metaworld.scene import CAMERAS, Scene
 
     scene = Scene(TASK)
     scene.reset(0)
@@ -45,8 +45,8 @@ def render_ms(repeats: int = 20) -> dict[str, float]:
 
 def demo_rates(workers: int) -> tuple[float, float]:
     """(steady episodes/s, start-up seconds) of `workers` processes."""
-    from mirror.data.metaworld.demos import Request, generate
-    from mirror.envs.metaworld import CAMERAS
+    from mirror.benchmarks.metaworld.demos import Request, generate
+    from mirror.benchmarks.metaworld.scene import CAMERAS
 
     times = []
     for n in DEMOS:
@@ -60,8 +60,8 @@ def demo_rates(workers: int) -> tuple[float, float]:
 
 def setup(payload: bytes):
     """Worker side: a Meta-World environment whose rollout seeds are the rollout split's."""
+    from mirror.benchmarks.metaworld.env import MetaWorldEnv
     from mirror.data.seeds import episode_seed
-    from mirror.envs.metaworld import MetaWorldEnv
 
     return MetaWorldEnv(lambda task, i, repeat: episode_seed(0, "rollout", i), {TASK: "open the drawer"},
                         max_keyframes=KEYFRAMES)
@@ -80,7 +80,7 @@ def run(env, job: tuple[str, int]):
 
 
 def rollout_rate(workers: int) -> float:
-    from mirror.envs.workers import RolloutPool
+    from mirror.rollouts.workers import RolloutPool
 
     pool = RolloutPool(workers, setup, run)
     try:

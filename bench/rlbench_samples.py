@@ -15,9 +15,9 @@ from tempfile import TemporaryDirectory
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from mirror.benchmarks.rlbench.datamodule import RLBenchData  # noqa: E402
+from mirror.benchmarks.rlbench.synthetic import write_episode  # noqa: E402
 from mirror.config import load_config  # noqa: E402
-from mirror.data.rlbench.datamodule import RLBenchData  # noqa: E402
-from mirror.data.rlbench.synthetic import write_episode  # noqa: E402
 from mirror.data.sampling import Draw  # noqa: E402
 
 EPISODES, FRAMES, SIZE, READS = 6, 120, 128, 60

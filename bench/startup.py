@@ -24,9 +24,9 @@ COMMANDS = {
     "import_torch": ["-c", "import torch"],
     "train_help": ["-m", "mirror", "train", "--help"],
     "import_train_run": ["-c", "import mirror.training.run"],
-    "import_babyai_worker": ["-c", "import mirror.envs.babyai_rollouts"],
-    "import_rlbench_worker": ["-c", "import mirror.envs.rlbench_rollouts"],
-    "import_report": ["-c", "import mirror.training.report"],
+    "import_babyai_worker": ["-c", "import mirror.benchmarks.babyai.rollouts"],
+    "import_rlbench_worker": ["-c", "import mirror.benchmarks.rlbench.rollouts"],
+    "import_report": ["-c", "import mirror.analysis.report"],
 }
 
 

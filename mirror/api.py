@@ -10,30 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from mirror.config import MirrorConfig
-from mirror.models.protocol import DataSpec
-
-
-class Policy:
-    """The execution model acting in an environment, one observation at a time: `act(observation, instruction)`
-    returns the model's action and keeps its memory across the steps of an episode; `reset()` starts another.
-    What an observation holds is the model's own (`step` of the model: ARP takes `rgb`, `xyz`, `proprio`;
-    the BabyAI agent a minigrid observation)."""
-
-    def __init__(self, model: torch.nn.Module):
-        self.model = model
-        self.state: Any = None
-
-    def reset(self) -> None:
-        self.state = None
-
-    def act(self, observation: dict, instruction: str) -> Any:
-        action, self.state = self.model.step(observation, instruction, self.state)
-        return action
+from mirror.models.protocol import DataSpec, Policy
 
 
 @dataclass

@@ -12,9 +12,9 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from mirror.data.sources import SOURCES
 from mirror.errors import MirrorError
 from mirror.probe.cli import add_arguments as add_probe_arguments
+from mirror.registry import BENCHMARKS
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -53,7 +53,7 @@ def _probe(args: argparse.Namespace) -> None:
 def _report(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from mirror.training.report import report
+    from mirror.analysis.report import report
 
     path = report(args.runs, Path(args.out), args.compare or ())
     print(path.read_text())
@@ -67,9 +67,9 @@ def _config(args: argparse.Namespace) -> None:
 
 
 def _demos(args: argparse.Namespace) -> None:
-    from mirror.data.sources import run_source
+    from mirror.registry import run_demos
 
-    run_source(args.source, args.args)
+    run_demos(args.source, args.args)
 
 
 def _convert(args: argparse.Namespace) -> None:
@@ -127,7 +127,7 @@ def parser() -> argparse.ArgumentParser:
     q.set_defaults(func=_convert)
 
     p = sub.add_parser("demos", help="generate or preprocess demonstrations")
-    p.add_argument("source", help=", ".join(SOURCES))
+    p.add_argument("source", help=", ".join(BENCHMARKS))
     p.add_argument("args", nargs=argparse.REMAINDER, help="the source's own options (see `mirror demos SOURCE -h`)")
     p.set_defaults(func=_demos)
     return top

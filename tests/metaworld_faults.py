@@ -5,8 +5,8 @@ episode runs in real MuJoCo. Top-level names, as spawned workers import them."""
 import os
 import time
 
-from mirror.envs.metaworld_rollouts import MetaWorldRollouts
-from mirror.envs.metaworld_rollouts import make_env as real_env
+from mirror.benchmarks.metaworld.rollouts import MetaWorldRollouts
+from mirror.benchmarks.metaworld.rollouts import make_env as real_env
 
 CRASH, HANG = 1, 2
 

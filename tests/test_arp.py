@@ -12,10 +12,10 @@ from open_clip.transformer import QuickGELU, TextTransformer
 from scipy.spatial.transform import Rotation
 from torch import nn
 
+from mirror.benchmarks.rlbench.episode import RawEpisode
+from mirror.benchmarks.rlbench.format import episode_folder
 from mirror.config import load_config
 from mirror.data.keyframes.points import world_points
-from mirror.data.rlbench.episode import RawEpisode
-from mirror.data.rlbench.format import episode_folder
 from mirror.errors import ConfigError, MirrorError
 from mirror.models.execution import geometry as geo
 from mirror.models.execution.arp import ARP, networks

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from mirror.benchmarks.babyai import env as babyai
+from mirror.benchmarks.babyai.demos import DemoSet, ensure_demos, generate
 from mirror.config import load_config
-from mirror.data.babyai.demos import DemoSet, ensure_demos, generate
 from mirror.data.seeds import episode_seed
-from mirror.envs import babyai
-from mirror.models.execution.babyai_agent import BabyAIAgent, vocabulary
+from mirror.models.execution.babyai_agent import NUM_ACTIONS, BabyAIAgent, vocabulary
 from mirror.models.protocol import DataSpec
 from mirror.training.checkpoint import read_checkpoint
 from mirror.training.run import train
@@ -100,7 +100,7 @@ def test_the_readme_python_example_runs_on_a_trained_run_without_its_data(tmp_pa
                       TINY + [f"data.root={tmp_path / 'demos'}", f"run.root={tmp_path}", "run.name=tiny",
                               "data.rollout_episodes=0", "data.final_rollout_episodes=0", "trainer.max_steps=2"])
     path = train(cfg) / "checkpoints" / "last.ckpt"
-    monkeypatch.setattr("mirror.data.babyai.datamodule.BabyAIData.__init__", lambda *a: pytest.fail("data built"))
+    monkeypatch.setattr("mirror.benchmarks.babyai.datamodule.BabyAIData.__init__", lambda *a: pytest.fail("data built"))
 
     import mirror
     from mirror.training.module import MirrorModule
@@ -111,7 +111,7 @@ def test_the_readme_python_example_runs_on_a_trained_run_without_its_data(tmp_pa
     mission = observation["mission"]
     policy = trained.policy
     actions = [policy.act(observation, mission) for _ in range(3)]  # the agent's memory carries across steps
-    assert all(isinstance(a, int) and 0 <= a < babyai.NUM_ACTIONS for a in actions) and policy.state is not None
+    assert all(isinstance(a, int) and 0 <= a < NUM_ACTIONS for a in actions) and policy.state is not None
     policy.reset()
     assert policy.state is None
     frames = np.stack([env.unwrapped.get_pov_render(tile_size=8) for _ in range(8)])  # a (T, H, W, 3) uint8 clip

@@ -7,14 +7,14 @@ import shutil
 import numpy as np
 import pytest
 
+from mirror.benchmarks.metaworld.datamodule import MetaWorldData
+from mirror.benchmarks.metaworld.demos import Request, generate
+from mirror.benchmarks.metaworld.scene import CAMERAS
+from mirror.benchmarks.rlbench.datamodule import RLBenchData
+from mirror.benchmarks.rlbench.store import build_cache
+from mirror.benchmarks.rlbench.synthetic import write_episode
 from mirror.config import load_config
 from mirror.data.keyframes.cache import ARRAYS, CacheStore, damaged
-from mirror.data.metaworld.datamodule import MetaWorldData
-from mirror.data.metaworld.demos import Request, generate
-from mirror.data.rlbench.datamodule import RLBenchData
-from mirror.data.rlbench.store import build_cache
-from mirror.data.rlbench.synthetic import write_episode
-from mirror.envs.metaworld import CAMERAS
 from mirror.errors import MirrorError
 from tests.conftest import ROOT, TOY
 

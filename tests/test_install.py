@@ -136,7 +136,8 @@ def test_a_missing_probe_package_is_one_line_naming_the_extra(monkeypatch, modul
 def test_a_missing_meta_world_is_one_line_naming_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "metaworld", None)
     monkeypatch.setenv("MUJOCO_GL", os.environ.get("MUJOCO_GL", "egl"))  # the module sets a default
-    spec = importlib.util.spec_from_file_location("_metaworld_without", ROOT / "mirror" / "envs" / "metaworld.py")
+    scene = ROOT / "mirror" / "benchmarks" / "metaworld" / "scene.py"
+    spec = importlib.util.spec_from_file_location("_metaworld_without", scene)
     with pytest.raises(MissingExtra, match=r"Meta-World needs 'metaworld'.*extra 'metaworld'"):
         spec.loader.exec_module(importlib.util.module_from_spec(spec))
 

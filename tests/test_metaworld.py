@@ -6,23 +6,15 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
+from mirror.benchmarks.metaworld import keyframes as keyframe_rule
+from mirror.benchmarks.metaworld.control import SETTLED, STALL_STEPS, STALLED, move_to, replay
+from mirror.benchmarks.metaworld.demos import Request, generate, record
+from mirror.benchmarks.metaworld.env import candidate_seeds, scene_seed
+from mirror.benchmarks.metaworld.keyframes import keyframes
+from mirror.benchmarks.metaworld.scene import CAMERAS, Scene
+from mirror.benchmarks.metaworld.tasks import catalogue, task_text, twin_texts
 from mirror.data.keyframes.points import world_points
-from mirror.data.metaworld import keyframes as keyframe_rule
-from mirror.data.metaworld.demos import Request, generate, record
-from mirror.data.metaworld.keyframes import keyframes
-from mirror.data.metaworld.tasks import catalogue, task_text, twin_texts
 from mirror.data.seeds import episode_seed
-from mirror.envs.metaworld import (
-    CAMERAS,
-    SETTLED,
-    STALL_STEPS,
-    STALLED,
-    Scene,
-    candidate_seeds,
-    move_to,
-    replay,
-    scene_seed,
-)
 from mirror.errors import ConfigError
 
 WORKSPACE = (np.array([-0.3, 0.45, -0.01]), np.array([0.3, 0.9, 0.3]))

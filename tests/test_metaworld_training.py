@@ -7,9 +7,9 @@ import json
 import imageio.v3 as iio
 import numpy as np
 
+from mirror.benchmarks.metaworld.demos import episode_seed_of
+from mirror.benchmarks.metaworld.env import MetaWorldEnv, candidate_seeds
 from mirror.config import load_config
-from mirror.data.metaworld.demos import episode_seed_of
-from mirror.envs.metaworld import MetaWorldEnv, candidate_seeds
 from mirror.models.execution.arp import ARP
 from mirror.models.protocol import DataSpec
 from mirror.training.checkpoint import read_checkpoint

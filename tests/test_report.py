@@ -8,7 +8,7 @@ import pytest
 import yaml
 from scipy import stats
 
-from mirror.training.stats import interval, paired
+from mirror.analysis.stats import interval, paired
 
 TASKS = ("push-v3", "reach-v3")
 

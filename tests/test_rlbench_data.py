@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import torch
 
+from mirror.benchmarks.rlbench import pickles
+from mirror.benchmarks.rlbench.datamodule import RLBenchData
+from mirror.benchmarks.rlbench.episode import BadEpisodeError, RawEpisode, samples
+from mirror.benchmarks.rlbench.format import SCENE_BOUNDS, episode_folder
+from mirror.benchmarks.rlbench.store import RawStore, build_cache
+from mirror.benchmarks.rlbench.synthetic import _rlbench_classes, write_episode
 from mirror.config import load_config
 from mirror.data.keyframes.cache import CacheStore
 from mirror.data.keyframes.points import world_points
-from mirror.data.rlbench import pickles
-from mirror.data.rlbench.datamodule import RLBenchData
-from mirror.data.rlbench.episode import BadEpisodeError, RawEpisode, samples
-from mirror.data.rlbench.format import SCENE_BOUNDS, episode_folder
-from mirror.data.rlbench.store import RawStore, build_cache
-from mirror.data.rlbench.synthetic import _rlbench_classes, write_episode
 from mirror.data.sampling import Draw
 from tests.conftest import SHARED_DATA, TOY
 

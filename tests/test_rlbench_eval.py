@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mirror.benchmarks.rlbench.env import MAX_STEPS, RLBenchEnv, error_kind
+from mirror.benchmarks.rlbench.rollouts import RLBenchRollouts
+from mirror.benchmarks.rlbench.synthetic import write_episode
 from mirror.config import load_config
-from mirror.data.rlbench.synthetic import write_episode
-from mirror.envs.rlbench import MAX_STEPS, RLBenchEnv, error_kind
-from mirror.envs.rlbench_rollouts import RLBenchRollouts
 from mirror.errors import MirrorError
 from mirror.models.execution.arp import ARP
 from mirror.models.protocol import DataSpec

@@ -12,11 +12,11 @@ import torch
 from scipy import stats as scipy_stats
 from torch import nn
 
+from mirror.analysis.report import RunRecord, seeds, table3
+from mirror.benchmarks.rlbench.synthetic import write_episode
 from mirror.config import load_config, to_dict
-from mirror.data.rlbench.synthetic import write_episode
 from mirror.training.checkpoint import read_checkpoint
 from mirror.training.optim import build_optimizer, build_param_groups, lr_factor
-from mirror.training.report import RunRecord, seeds, table3
 from mirror.training.run import train
 from tests.conftest import ROOT, SHARED_DATA
 from tests.test_arp import SMALL

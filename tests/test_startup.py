@@ -8,13 +8,13 @@ from tests.conftest import ROOT
 
 LIGHT = {
     "mirror.cli": ("lightning", "torch"),
-    "mirror.training.report": ("lightning", "torch"),
-    "mirror.data.rlbench.preprocess": ("lightning", "torch"),
-    "mirror.envs.babyai_rollouts": ("lightning",),
-    "mirror.envs.rlbench_rollouts": ("lightning",),
-    "mirror.envs.keyframe_rollouts": ("lightning",),
-    "mirror.envs.metaworld": ("lightning", "torch"),
-    "mirror.data.metaworld.demos": ("lightning", "torch"),
+    "mirror.analysis.report": ("lightning", "torch"),
+    "mirror.benchmarks.rlbench.preprocess": ("lightning", "torch"),
+    "mirror.benchmarks.babyai.rollouts": ("lightning",),
+    "mirror.benchmarks.rlbench.rollouts": ("lightning",),
+    "mirror.rollouts.keyframe": ("lightning",),
+    "mirror.benchmarks.metaworld.env": ("lightning", "torch"),
+    "mirror.benchmarks.metaworld.demos": ("lightning", "torch"),
 }
 
 

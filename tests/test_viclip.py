@@ -294,7 +294,7 @@ def test_overfitting_drives_recognition_to_100_percent():
 
 
 def test_rlbench_viclip_config_trains_and_evaluates_zero_shot(cli, tmp_path):
-    from mirror.data.rlbench.synthetic import write_episode
+    from mirror.benchmarks.rlbench.synthetic import write_episode
 
     root = tmp_path / "raw"
     for i in range(6):

@@ -1,6 +1,6 @@
 """The rollout pool survives crashing, hanging and failing jobs and workers, and finishes the rest."""
 
-from mirror.envs.workers import JobError, RolloutPool
+from mirror.rollouts.workers import JobError, RolloutPool
 from tests import workers_jobs
 from tests.workers_jobs import payload
 

@@ -59,3 +59,21 @@ def param_groups(model: nn.Module) -> list[ParamGroup]:
     if hasattr(model, "param_groups"):
         return model.param_groups()
     return [ParamGroup("all", [p for p in model.parameters() if p.requires_grad], 1.0)]
+
+
+class Policy:
+    """The execution model acting in an environment, one observation at a time: `act(observation, instruction)`
+    returns the model's action and keeps its memory across the steps of an episode; `reset()` starts another.
+    What an observation holds is the model's own (`step` of the model: ARP takes `rgb`, `xyz`, `proprio`;
+    the BabyAI agent a minigrid observation)."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.state: Any = None
+
+    def reset(self) -> None:
+        self.state = None
+
+    def act(self, observation: dict, instruction: str) -> Any:
+        action, self.state = self.model.step(observation, instruction, self.state)
+        return action

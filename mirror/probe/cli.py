@@ -114,11 +114,11 @@ def _checkpoints(folder: Path, steps: list[int] | None) -> list[tuple[int, Path]
 def from_models(args: argparse.Namespace) -> None:
     from mirror.config import load_config
     from mirror.data.module import build_datamodule
+    from mirror.plots import line_chart
     from mirror.probe.alignment import Pairs, probe
     from mirror.probe.features import extract
     from mirror.training.checkpoint import load_branch
     from mirror.training.module import MirrorModule
-    from mirror.training.plots import line_chart
     from mirror.training.run import run_dir
 
     cfg = load_config(args.target, args.overrides)

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mirror.plots import scatter_2d
 from mirror.probe import references
 from mirror.probe.similarity import precision_at_k, procrustes_test
-from mirror.training.plots import scatter_2d
 
 KS = (1, 5, 10, 15)
 

@@ -1,1 +1,1 @@
-"""Training: the joint LightningModule, optimisers, the trainer and the run directory."""
+"""Training: the joint LightningModule, optimisers, the trainer, the run directory, and `mirror eval`."""

@@ -19,15 +19,15 @@ import lightning as L
 from lightning.pytorch.loggers import WandbLogger
 from tqdm import tqdm
 
+from mirror.analysis import tables
+from mirror.analysis.recognition import recognition
 from mirror.config import load_config
 from mirror.data.module import build_datamodule
 from mirror.errors import ConfigError, MirrorError
-from mirror.training import tables
+from mirror.rollouts.evaluation import save_videos
 from mirror.training.checkpoint import load_module
 from mirror.training.logging import build_logger
 from mirror.training.module import MirrorModule
-from mirror.training.recognition import recognition
-from mirror.training.rollouts import save_videos
 from mirror.training.run import run_dir
 
 

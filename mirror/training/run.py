@@ -23,11 +23,11 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from mirror.config import MirrorConfig, save_config, to_dict
 from mirror.data.module import build_datamodule
 from mirror.errors import ConfigError, MirrorError
+from mirror.rollouts.evaluation import RolloutEvaluation
 from mirror.training.checkpoint import check_fits, read_checkpoint
 from mirror.training.logging import build_logger
 from mirror.training.module import MirrorModule, NonFiniteLossError
 from mirror.training.phases import PhaseTimes
-from mirror.training.rollouts import RolloutEvaluation
 from mirror.training.trainer import build_trainer, cpu_threads, save_step
 
 

@@ -1,5 +1,5 @@
 """Write tests/fakesim/real_api.json: the classes and signatures of PyRep and the PerAct fork of RLBench that
-`mirror.envs.rlbench` and the fake use, read from the real sources at the commits the RLBench image installs.
+`mirror.benchmarks.rlbench.env` and the fake use, read from the real sources at the commits the RLBench image installs.
 
     python tests/fakesim/make_manifest.py --pyrep PYREP_GIT_DIR --rlbench RLBENCH_GIT_DIR
 

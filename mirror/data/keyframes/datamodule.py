@@ -133,7 +133,7 @@ class KeyframeData(MirrorDataModule):
         return dataset.weights() if self.cfg.data.task_uniform else None
 
     def callbacks(self) -> list[Callback]:
-        from mirror.training.rollouts import RolloutEvaluation
+        from mirror.rollouts.evaluation import RolloutEvaluation
 
         d = self.cfg.data
         return [RolloutEvaluation(self.rollout_runner(), video=d.rollout_video)] if d.rollout_episodes > 0 else []

@@ -28,7 +28,6 @@ from torch import Tensor, nn
 
 from mirror.config import ExecutionConfig, OptimizerConfig, OptimizerKind
 from mirror.config.inputs import reads
-from mirror.data.rlbench.format import SCENE_BOUNDS
 from mirror.errors import ConfigError
 from mirror.files import atomic_write
 from mirror.models.execution import geometry as geo
@@ -61,7 +60,8 @@ class ARPConfig(ExecutionConfig):
     self_layers: int = 4
     upsample_width: int = 160
     dropout: float = 0.1
-    scene_bounds: list[float] = field(default_factory=lambda: list(SCENE_BOUNDS))  # x0, y0, z0, x1, y1, z1 (m)
+    # x0, y0, z0, x1, y1, z1 (m); by default RLBench's workspace, as in PerAct and ARP
+    scene_bounds: list[float] = field(default_factory=lambda: [-0.3, -0.5, 0.6, 0.7, 0.5, 1.6])
     zoom: float = 4.0  # stage-2 magnification
     zoom_noise: float = 0.1  # cube units of uniform noise on the stage-2 centre in every training step (ARP)
     rotation_jitter: list[int] = field(default_factory=lambda: [-2, -1, 0, -1, -2])  # bins added to the

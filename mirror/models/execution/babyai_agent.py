@@ -13,12 +13,14 @@ from enum import Enum
 
 import torch
 import torch.nn.functional as F
+from minigrid.core.actions import Actions
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from mirror.config import ExecutionConfig
-from mirror.envs.babyai import NUM_ACTIONS
 from mirror.models.protocol import BranchOutput, DataSpec
+
+NUM_ACTIONS = len(Actions)  # minigrid's: left, right, forward, pickup, drop, toggle, done
 
 # Symbolic view channels: object type (11), colour (6), state (3); one embedding table with offsets.
 CHANNEL_SIZES = (11, 6, 3)

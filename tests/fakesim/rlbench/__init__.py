@@ -1,5 +1,5 @@
 """A fake of the PerAct fork of RLBench (MohitShridhar/RLBench, branch peract, the commit in
-tests/fakesim/real_api.json): the API `mirror.envs.rlbench` uses, with the same signatures (checked against
+tests/fakesim/real_api.json): the API `mirror.benchmarks.rlbench.env` uses, with the same signatures (checked against
 that file by tests/test_rlbench_real.py) and the same behaviour on the paths it takes: stored demos chosen and
 checked as `rlbench.utils.get_stored_demos` does, scenes restored from the demo's random state, planning
 failures raised as InvalidActionError. The simulation itself is scripted (tests/fakesim/rlbench/backend/task.py).

@@ -1,0 +1,57 @@
+"""Success-rate tables in the layout of the paper's Table 2: one row per method, mean +- std over repeated
+evaluations for the average and for every task; written as Markdown, PNG and per-episode CSV."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from mirror.plots import bar_chart
+from mirror.rollouts.episode import EpisodeResult, error_counts
+
+
+def success_rates(results: list[EpisodeResult], tasks: list[str]) -> dict[str, float]:
+    """Per task success (%) of one evaluation, and their mean as `avg`."""
+    rates = {}
+    for task in tasks:
+        mine = [r.success for r in results if r.task == task]
+        rates[task] = 100 * float(np.mean(mine)) if mine else float("nan")
+    rates["avg"] = float(np.nanmean([rates[t] for t in tasks]))
+    return rates
+
+
+def summarize(repeats: list[list[EpisodeResult]], tasks: list[str]) -> dict[str, tuple[float, float]]:
+    """(mean, std) over repeats of each task's success rate and of the average."""
+    table = [success_rates(r, tasks) for r in repeats]
+    return {k: (float(np.mean([t[k] for t in table])), float(np.std([t[k] for t in table]))) for k in table[0]}
+
+
+def markdown(rows: dict[str, dict[str, tuple[float, float]]], tasks: list[str]) -> str:
+    """Table 2 layout: method | Avg. Success | one column per task."""
+    head = ["Method", "Avg. Success", *tasks]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for method, stats in rows.items():
+        cells = [f"{stats[k][0]:.1f} ± {stats[k][1]:.1f}" for k in ["avg", *tasks]]
+        lines.append("| " + " | ".join([method, *cells]) + " |")
+    return "\n".join(lines)
+
+
+def write(repeats: list[list[EpisodeResult]], tasks: list[str], method: str, folder: Path
+          ) -> tuple[dict[str, tuple[float, float]], dict[str, int]]:
+    """episodes.csv, table.md and table.png in `folder`; returns the summary and the episodes lost by kind."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "episodes.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["repeat", *asdict(EpisodeResult("", 0, False, 0.0, 0))])
+        writer.writeheader()
+        for r, results in enumerate(repeats):
+            writer.writerows({"repeat": r, **asdict(e)} for e in results)
+    stats = summarize(repeats, tasks)
+    errors = error_counts([e for results in repeats for e in results])
+    lost = ", ".join(f"{kind} {n}" for kind, n in errors.items()) or "none"
+    (folder / "table.md").write_text(markdown({method: stats}, tasks) + f"\n\nEpisodes lost to errors: {lost}\n")
+    bar_chart({t: stats[t][0] for t in tasks}, folder / "table.png", f"{method}: success (%) over {len(repeats)} "
+              "evaluation(s)", "success %", errors={t: stats[t][1] for t in tasks})
+    return stats, errors

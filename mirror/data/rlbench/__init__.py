@@ -1,1 +1,0 @@
-"""RLBench demonstrations in the PerAct on-disk format: reading, keyframes, samples, cache, data module."""

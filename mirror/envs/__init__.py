@@ -1,1 +1,0 @@
-"""Environments: BabyAI (minigrid) levels, rollouts, and the worker processes simulators run in."""
