@@ -220,3 +220,9 @@ def test_collision_label_is_the_keyframes_own_or_the_frame_befores(tmp_path):
         served[label] = [float(train[i]["execution"]["ignore_collisions"]) for i in range(len(train))]
     flips = [i for i, (a, b) in enumerate(zip(served["keyframe"], served["previous"], strict=True)) if a != b]
     assert flips and all(served["keyframe"][i] == 1 and served["previous"][i] == 0 for i in flips)
+
+
+def test_arps_default_workspace_is_rlbenchs():
+    from mirror.models.execution.arp import ARPConfig
+
+    assert ARPConfig().scene_bounds == list(SCENE_BOUNDS)
