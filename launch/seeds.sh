@@ -6,8 +6,8 @@
 # For every seed and experiment: `mirror train configs/BENCHMARK/EXPERIMENT.yaml` as runs/BENCHMARK-EXPERIMENT-seed<N>,
 # then `mirror eval` of its last checkpoint on the test scenes (and, for the experiments listed in TWIN, once more
 # with each episode of the TWIN_TASKS told its twin task's instruction); finally `mirror report` over all runs into
-# OUT (runs/BENCHMARK-seeds), the first experiment compared with each other one, paired over the test scenes and
-# clips. Extra overrides after `--` go to every run. JOBS=3 runs three (seed, experiment) runs at a time (with
+# OUT (runs/BENCHMARK-seeds), the first experiment compared with each other one over the runs (the seed as the unit,
+# paired by seed). Extra overrides after `--` go to every run. JOBS=3 runs three (seed, experiment) runs at a time (with
 # `-- trainer.threads=1` on 2 cores). Re-running the same command continues where it stopped: finished runs and
 # evaluations are kept, so a grid that shares runs with another (the same name) reuses them.
 set -euo pipefail

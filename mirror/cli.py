@@ -111,10 +111,10 @@ def parser() -> argparse.ArgumentParser:
     add_probe_arguments(p)
     p.set_defaults(func=_probe)
 
-    p = sub.add_parser("report", help="finished runs side by side: over seeds with intervals, paired comparisons")
+    p = sub.add_parser("report", help="finished runs side by side: over seeds with intervals, comparisons over runs")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR")
     p.add_argument("--compare", nargs=2, action="append", metavar=("A", "B"),
-                   help="paired comparison of two groups of runs (names without -seedN), e.g. "
+                   help="compare two groups of runs (names without -seedN), the run as the unit, e.g. "
                         "metaworld-mirror metaworld-arp; repeatable")
     p.add_argument("--out", default="runs/report", help="folder for report.md and the charts")
     p.set_defaults(func=_report)

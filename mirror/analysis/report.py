@@ -1,14 +1,14 @@
 """`mirror report RUN_DIR... [--compare A B]`: runs gathered into the paper's tables, over seeds with intervals,
-and paired comparisons of two groups of runs, as Markdown and PNG.
+and comparisons of two groups of runs with the run as the unit, as Markdown and PNG.
 
 - Table 1: action recognition top-1 (%) per task (held-out test clips of `mirror eval`, else validation);
 - Table 2: success (%) per task, mean +- std over evaluation repeats (`mirror eval`, or the last rollouts);
 - Table 3: the ablation grid, positives x temperature, each cell "AU / EE" (mean recognition / success, over seeds);
 - over seeds: runs named `<name>-seed<N>` grouped; every headline metric as mean +- sample std (ddof 1) and
   the t-based 95% interval of the mean;
-- `--compare A B` (groups by name): A - B per task and on average, for success on identical test scenes and
-  recognition of identical test clips (each item averaged over the group's seeds), with its 95% interval and
-  the p-value of a paired t-test over the items, and a paired t-test over seeds of the mean success;
+- `--compare A B` (groups by name): A - B on success and on recognition, on each run's mean over tasks and
+  per task, with the training run as the unit (`stats.compare_groups`: paired by seed, else Welch's t; per-task
+  p-values also Holm-adjusted), and the smallest difference the design detects;
 - twins: success with each episode's own instruction against its twin task's (`mirror eval --twin`).
 
 A run contributes whatever it has: its newest evaluation (`eval/*/`: metrics.json, episodes.csv,
@@ -28,7 +28,17 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from mirror.analysis.stats import Interval, Paired, interval, paired
+from mirror.analysis.stats import (
+    ALPHA,
+    POWER,
+    Interval,
+    RunTest,
+    TaskTest,
+    compare_groups,
+    detectable,
+    interval,
+    runs_needed,
+)
 from mirror.analysis.tables import markdown as table2_markdown
 from mirror.errors import ConfigError, MirrorError
 from mirror.plots import bar_chart, difference_chart, learning_curves
@@ -48,6 +58,7 @@ class RunRecord:
     clips: dict[Item, float] = field(default_factory=dict)  # test clip -> recognised (whole episode)
     twin: dict[str, float] = field(default_factory=dict)  # task -> success with the twin task's instruction
     curve: dict[int, dict[str, float]] = field(default_factory=dict)  # step -> task or "avg" -> success (%)
+    lost: int = 0  # test episodes lost to errors (left out of `scenes`)
 
     @property
     def group(self) -> str:
@@ -63,11 +74,17 @@ def _rows(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def lost(row: dict) -> bool:
+    """An episode that did not run to its end (a crashed or hung worker): it has no scene and no outcome."""
+    return int(row.get("seed", 0)) < 0
+
+
 def per_item(rows: list[dict], key: str, value: str) -> dict[Item, float]:
-    """Mean of `value` per (task, key) over the rows (e.g. a scene's repeats)."""
+    """Mean of `value` per (task, key) over the rows (e.g. a scene's repeats); lost episodes left out."""
     groups: dict[Item, list[float]] = defaultdict(list)
     for row in rows:
-        groups[(row["task"], int(row[key]))].append(float(row[value] in ("True", "1")))
+        if not lost(row):
+            groups[(row["task"], int(row[key]))].append(float(row[value] in ("True", "1")))
     return {k: float(np.mean(v)) for k, v in groups.items()}
 
 
@@ -82,9 +99,12 @@ def read_run(path: str | Path) -> RunRecord:
     if evaluation is not None:
         data = json.loads(evaluation.read_text())
         record.metrics = data.get("metrics", {})
-        record.success = {t: (v["mean"], v["std"]) for t, v in data.get("success", {}).items()}
+        record.success = {t: (v["mean"], np.nan if v["std"] is None else v["std"])
+                          for t, v in data.get("success", {}).items()}
         if (evaluation.parent / "episodes.csv").is_file():
-            record.scenes = per_item(_rows(evaluation.parent / "episodes.csv"), "seed", "success")
+            episodes = _rows(evaluation.parent / "episodes.csv")
+            record.scenes = per_item(episodes, "seed", "success")
+            record.lost = sum(map(lost, episodes))
         if (evaluation.parent / "recognition.csv").is_file():
             rows = [r for r in _rows(evaluation.parent / "recognition.csv")
                     if r["phrasing"] == "instruction" and float(r["span"]) == 1.0]
@@ -217,68 +237,101 @@ def seeds(records: list[RunRecord]) -> tuple[str | None, dict[str, dict[str, Int
     return _table(["metric", *(f"{g} (n={len(grouped[g])})" for g in grouped)], rows), stats
 
 
-def pooled(runs: list[RunRecord], items: str) -> dict[Item, float]:
-    """Each item's value averaged over the runs (seeds) that have it."""
-    values: dict[Item, list[float]] = defaultdict(list)
-    for r in runs:
-        for k, v in getattr(r, items).items():
-            values[k].append(v)
-    return {k: float(np.mean(v)) for k, v in values.items()}
+def task_means(items: dict[Item, float]) -> dict[str, float]:
+    """Per task, the mean (%) of a run's items (test scenes or clips)."""
+    values: dict[str, list[float]] = defaultdict(list)
+    for (task, _), v in items.items():
+        values[task].append(v)
+    return {task: 100 * float(np.mean(v)) for task, v in values.items()}
+
+
+def run_values(record: RunRecord, measure: str) -> dict[str, float]:
+    """One run's value per task for a measure: from its test scenes or clips, else from its table."""
+    if measure == "success (%)":
+        return task_means(record.scenes) if record.scenes else {t: m for t, (m, _) in record.success.items()
+                                                                if t != "avg"}
+    return task_means(record.clips) if record.clips else {t: v for t, v in recognition(record).items() if t != "avg"}
+
+
+def by_seed(runs: list[RunRecord], measure: str) -> dict:
+    """Each run's values keyed by its seed (by its position where seeds are missing or repeated)."""
+    seeds = [r.config.get("seed") for r in runs]
+    keys = seeds if None not in seeds and len(set(seeds)) == len(seeds) else [f"run{i}" for i in range(len(runs))]
+    return {k: v for k, r in zip(keys, runs, strict=True) if (v := run_values(r, measure))}
 
 
 @dataclass
 class Comparison:
     measure: str
-    task: str
-    result: Paired
+    rows: list[TaskTest]
 
 
 def compare(a: list[RunRecord], b: list[RunRecord]) -> list[Comparison]:
-    """Paired comparisons of two groups on the items both were evaluated on: success per test scene and
-    recognition per test clip, per task and overall."""
+    """Success and recognition of two groups, over their runs (see `stats.compare_groups`)."""
     out = []
-    for items, measure in (("scenes", "success (%)"), ("clips", "recognition top-1 (%)")):
-        left, right = pooled(a, items), pooled(b, items)
-        common = set(left) & set(right)
-        if len(common) < 2:
-            continue
-        scale = {k: 100 * v for k, v in left.items()}, {k: 100 * v for k, v in right.items()}
-        out.append(Comparison(measure, "all", paired(*scale)))
-        for task in sorted({t for t, _ in common}):
-            mine = [{k: v for k, v in side.items() if k[0] == task} for side in scale]
-            if len(set(mine[0]) & set(mine[1])) >= 2:
-                out.append(Comparison(measure, task, paired(*mine)))
+    for measure in ("success (%)", "recognition top-1 (%)"):
+        left, right = by_seed(a, measure), by_seed(b, measure)
+        if len(left) >= 2 and len(right) >= 2 and (rows := compare_groups(left, right)):
+            out.append(Comparison(measure, rows))
     return out
 
 
-def seed_paired(a: list[RunRecord], b: list[RunRecord]) -> Paired | None:
-    """Mean success of A's seed s against B's seed s (same data and initialisation per seed), over the seeds
-    both groups have."""
-    left = {r.config.get("seed"): r.success["avg"][0] for r in a if "avg" in r.success}
-    right = {r.config.get("seed"): r.success["avg"][0] for r in b if "avg" in r.success}
-    return paired(left, right) if len(set(left) & set(right)) >= 2 else None
+def power_note(measure: str, test: RunTest) -> str:
+    """What the design can detect: the difference found with 80% power at the observed spread between runs,
+    and the seeds a difference of 2 and of 5 points would need."""
+    n = min(test.n_a, test.n_b)
+    spread = "the per-seed differences" if test.paired else "the runs (both groups)"
+    smallest = detectable(test.sd, n, test.paired)
+    if not np.isfinite(smallest):
+        return f"{measure}: no spread between runs was observed, so the design's power cannot be estimated."
+    need = [runs_needed(d, test.sd, test.paired) for d in (2.0, 5.0)]
+    n2, n5 = (str(k) if k else "more than 1000" for k in need)
+    return (f"{measure}, mean over tasks: with {n} runs per group and the observed spread of {spread} "
+            f"(sd {test.sd:.1f} points), a difference of {smallest:.1f} points is found with {POWER:.0%} power "
+            f"(two-sided t, alpha {ALPHA:g}); a difference of 2 points would need {n2} runs per group, one of 5 "
+            f"points {n5}.")
+
+
+def _p(value: float) -> str:
+    return "n/a (no spread)" if np.isnan(value) else f"{value:.3g}"
 
 
 def comparison_section(name_a: str, name_b: str, a: list[RunRecord], b: list[RunRecord], out: Path) -> str:
-    rows = compare(a, b)
-    if not rows:
-        raise MirrorError(f"--compare {name_a} {name_b}: the groups share no evaluated test scenes or clips "
-                          "(run `mirror eval` on each run's checkpoint, with the same data)")
-    head = ["measure", "task", name_a, name_b, f"{name_a} - {name_b} [95% CI]", "p (paired t)", "items"]
-    table = _table(head, [[c.measure, c.task, f"{c.result.mean_a:.1f}", f"{c.result.mean_b:.1f}",
-                           f"{c.result.diff.mean:+.1f} [{c.result.diff.lo:+.1f}, {c.result.diff.hi:+.1f}]",
-                           f"{c.result.p:.3g}", str(c.result.n)] for c in rows])
-    text = f"## {name_a} against {name_b}\n\n{table}\n"
-    by_seed = seed_paired(a, b)
-    if by_seed is not None:
-        text += (f"\nMean success over seeds, paired by seed ({by_seed.n} seeds): {by_seed.mean_a:.1f} against "
-                 f"{by_seed.mean_b:.1f}, difference {by_seed.diff.mean:+.1f} [{by_seed.diff.lo:+.1f}, "
-                 f"{by_seed.diff.hi:+.1f}], p = {by_seed.p:.3g} (paired t over seeds).\n")
-    for measure in dict.fromkeys(c.measure for c in rows):
-        chosen = {c.task: c.result.diff for c in rows if c.measure == measure}
-        slug = re.sub(r"[^a-z0-9]+", "_", f"{name_a}_vs_{name_b}_{measure.split(' ')[0]}".lower())
-        difference_chart(chosen, out / f"{slug}.png", f"{name_a} - {name_b}: {measure}, 95% CI")
-    return text
+    comparisons = compare(a, b)
+    if not comparisons:
+        raise MirrorError(f"--compare {name_a} {name_b}: each group needs at least 2 runs with evaluated success "
+                          "or recognition (run `mirror eval` on each run's checkpoint, with the same data)")
+    first = comparisons[0].rows[0].test
+    seeds = ", ".join(map(str, sorted(by_seed(a, comparisons[0].measure), key=str)))
+    how = (f"paired by seed (seeds {seeds} in both groups; the pairing assumes a seed gives both groups the same "
+           "data and test scenes)" if first.paired else
+           f"by Welch's t over runs ({first.n_a} against {first.n_b} runs; the groups' seeds differ, so they are not "
+           "paired)")
+    head = ["measure", "task", name_a, name_b, f"{name_a} - {name_b} [95% CI]", "p", "p (Holm)", "runs"]
+    lines = []
+    for c in comparisons:
+        for row in c.rows:
+            t = row.test
+            lines.append([c.measure, row.task, f"{t.mean_a:.1f}", f"{t.mean_b:.1f}",
+                          f"{t.diff.mean:+.1f} [{t.diff.lo:+.1f}, {t.diff.hi:+.1f}]", _p(t.p),
+                          "" if row.p_holm is None else _p(row.p_holm), f"{t.n_a} / {t.n_b}"])
+    tasks = len(comparisons[0].rows) - 1
+    parts = [f"## {name_a} against {name_b}",
+             "The unit is the training run: each run's success on the test scenes (recognition of the test clips) "
+             f"per task and its mean over tasks, compared {how}. p (Holm): the per-task p-values adjusted over the "
+             f"{tasks} tasks by Holm's method (the chance of any false positive among them at most alpha, whatever "
+             "their dependence).",
+             _table(head, lines)]
+    dropped = {name: sum(r.lost for r in runs) for name, runs in ((name_a, a), (name_b, b))}
+    if any(dropped.values()):
+        parts.append("Test episodes lost to errors, left out of the rates: "
+                     + ", ".join(f"{name} {n}" for name, n in dropped.items()) + ".")
+    parts += [power_note(c.measure, c.rows[0].test) for c in comparisons]
+    for c in comparisons:
+        chosen = {row.task: row.test.diff for row in c.rows}
+        slug = re.sub(r"[^a-z0-9]+", "_", f"{name_a}_vs_{name_b}_{c.measure.split(' ')[0]}".lower())
+        difference_chart(chosen, out / f"{slug}.png", f"{name_a} - {name_b}: {c.measure}, 95% CI over runs")
+    return "\n\n".join(parts) + "\n"
 
 
 def twins_section(records: list[RunRecord]) -> str | None:
@@ -308,7 +361,7 @@ def report(runs: Sequence[str | Path], out: Path, comparisons: Sequence[tuple[st
     out.mkdir(parents=True, exist_ok=True)
     sections = []
     for title, table in (("Table 1: action recognition top-1 (%)", table1(records)),
-                         ("Table 2: success rate (%), mean ± std over evaluations", table2(records)),
+                         ("Table 2: success rate (%), mean ± sample std over evaluations", table2(records)),
                          ("Table 3: positives x temperature (AU / EE)", table3(records)),
                          ("Does the policy need language? Success with the twin task's instruction",
                           twins_section(records))):

@@ -1,5 +1,7 @@
-"""Success-rate tables in the layout of the paper's Table 2: one row per method, mean +- std over repeated
-evaluations for the average and for every task; written as Markdown, PNG and per-episode CSV."""
+"""Success-rate tables in the layout of the paper's Table 2: one row per method, mean +- sample std (ddof 1) over
+repeated evaluations for the average and for every task (the mean alone after one evaluation); written as
+Markdown, PNG and per-episode CSV. Lost episodes (a crashed or hung worker) are left out of the rates and
+counted apart."""
 
 from __future__ import annotations
 
@@ -14,19 +16,26 @@ from mirror.rollouts.episode import EpisodeResult, error_counts
 
 
 def success_rates(results: list[EpisodeResult], tasks: list[str]) -> dict[str, float]:
-    """Per task success (%) of one evaluation, and their mean as `avg`."""
+    """Per task success (%) of one evaluation over the episodes that ran, and their mean as `avg`."""
     rates = {}
     for task in tasks:
-        mine = [r.success for r in results if r.task == task]
+        mine = [r.success for r in results if r.task == task and not r.is_lost]
         rates[task] = 100 * float(np.mean(mine)) if mine else float("nan")
     rates["avg"] = float(np.nanmean([rates[t] for t in tasks]))
     return rates
 
 
 def summarize(repeats: list[list[EpisodeResult]], tasks: list[str]) -> dict[str, tuple[float, float]]:
-    """(mean, std) over repeats of each task's success rate and of the average."""
+    """(mean, sample std) over repeats of each task's success rate and of the average; the std is NaN after
+    one repeat."""
     table = [success_rates(r, tasks) for r in repeats]
-    return {k: (float(np.mean([t[k] for t in table])), float(np.std([t[k] for t in table]))) for k in table[0]}
+    spread = (lambda x: float(np.std(x, ddof=1))) if len(table) > 1 else (lambda x: float("nan"))
+    return {k: (float(np.mean([t[k] for t in table])), spread([t[k] for t in table])) for k in table[0]}
+
+
+def cell(mean: float, sd: float | None) -> str:
+    """'mean ± sd', or the mean alone where there is no spread to show (one evaluation)."""
+    return f"{mean:.1f}" if sd is None or np.isnan(sd) else f"{mean:.1f} ± {sd:.1f}"
 
 
 def markdown(rows: dict[str, dict[str, tuple[float, float]]], tasks: list[str]) -> str:
@@ -34,7 +43,7 @@ def markdown(rows: dict[str, dict[str, tuple[float, float]]], tasks: list[str]) 
     head = ["Method", "Avg. Success", *tasks]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for method, stats in rows.items():
-        cells = [f"{stats[k][0]:.1f} ± {stats[k][1]:.1f}" for k in ["avg", *tasks]]
+        cells = [cell(*stats[k]) for k in ["avg", *tasks]]
         lines.append("| " + " | ".join([method, *cells]) + " |")
     return "\n".join(lines)
 
@@ -53,5 +62,5 @@ def write(repeats: list[list[EpisodeResult]], tasks: list[str], method: str, fol
     lost = ", ".join(f"{kind} {n}" for kind, n in errors.items()) or "none"
     (folder / "table.md").write_text(markdown({method: stats}, tasks) + f"\n\nEpisodes lost to errors: {lost}\n")
     bar_chart({t: stats[t][0] for t in tasks}, folder / "table.png", f"{method}: success (%) over {len(repeats)} "
-              "evaluation(s)", "success %", errors={t: stats[t][1] for t in tasks})
+              "evaluation(s)", "success %", errors={t: np.nan_to_num(stats[t][1]) for t in tasks})
     return stats, errors

@@ -23,6 +23,11 @@ class EpisodeResult:
         """An episode that did not run to its end (its worker crashed, hung or could not start)."""
         return cls(task, index, False, 0.0, 0, kind, detail)
 
+    @property
+    def is_lost(self) -> bool:
+        """Whether the episode did not run to its end (it has no scene): left out of success rates."""
+        return self.seed < 0
+
 
 def error_counts(results: list[EpisodeResult]) -> dict[str, int]:
     """Episodes lost per error kind, e.g. {'crash': 1, 'timeout': 2}."""

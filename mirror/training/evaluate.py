@@ -1,6 +1,6 @@
 """`mirror eval`: a checkpoint's (or a config's zero-shot) validation metrics, U's recognition of held-out test
 clips, and E's rollouts on the test scenes (never used while training or tuning: their own seed range, or the
-stored test demos of RLBench), repeated `repeats` times, reported as success per task (mean +- std, the
+stored test demos of RLBench), repeated `repeats` times, reported as success per task (mean +- sample std, the
 paper's Table 2 layout).
 
 Everything goes to `<run>/eval/<checkpoint or zero_shot>/` (`..._twin/` when each episode is told its twin
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 from lightning.pytorch.loggers import WandbLogger
 from tqdm import tqdm
 
@@ -116,7 +117,7 @@ def evaluate(ckpt: str | Path | None, overrides: Sequence[str] = (), config: str
         results = rollouts(runner, module, episodes, repeats)
         videos = save_videos(runner, out / "videos")
         stats, report["errors"] = tables.write(results, runner.tasks, cfg.run.name, out)
-        report["success"] = {task: {"mean": m, "std": s} for task, (m, s) in stats.items()}
+        report["success"] = {task: {"mean": m, "std": None if np.isnan(s) else s} for task, (m, s) in stats.items()}
         report["repeats"] = len(results)
         if hasattr(datamodule, "scene_novelty"):
             report["scene_novelty"] = datamodule.scene_novelty([e for repeat in results for e in repeat])
