@@ -3,7 +3,7 @@ config and the data's instructions and tasks are inside the checkpoint).
 
     trained = mirror.load("runs/metaworld-mirror/checkpoints/last.ckpt")
     action = trained.policy.act(observation, "open the drawer on the left")   # E: the next action
-    index = trained.understanding.recognise(clip, ["open the drawer on the left", ...])  # U: which instruction
+    index = trained.understanding.recognise(clip, ["open the drawer on the left", ...])  # U: which one (an int)
 """
 
 from __future__ import annotations

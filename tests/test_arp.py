@@ -594,3 +594,19 @@ def test_arp_trains_with_arps_lamb_where_zero_tensors_stay_zero():
     assert all(not p.any() for p in zero.values())
     learning = [n for n, p in model.named_parameters() if n not in zero and p.grad is not None and p.grad.any()]
     assert len(learning) > 50 and all(not torch.equal(model.get_parameter(n), before[n]) for n in learning)
+
+
+def test_an_observation_arp_cannot_read_is_one_clear_error():
+    from mirror.errors import MirrorError
+    from mirror.models.execution.arp import check_observation
+
+    good = {"rgb": np.zeros((4, 16, 16, 3), np.uint8), "xyz": np.zeros((4, 16, 16, 3), np.float32),
+            "proprio": np.zeros(3, np.float32)}
+    check_observation(good)
+    for bad, message in (({**good, "rgb": good["rgb"].transpose(0, 3, 1, 2)}, "move the channel axis last"),
+                         ({**good, "rgb": good["rgb"] / 255.0}, "'rgb' is uint8"),
+                         ({k: v for k, v in good.items() if k != "proprio"}, "missing proprio"),
+                         ((good, {}), "a dict with 'rgb', 'xyz' and 'proprio'"),
+                         ({**good, "proprio": np.zeros(2)}, r"'proprio' is \(3,\)")):
+        with pytest.raises(MirrorError, match=message):
+            check_observation(bad)

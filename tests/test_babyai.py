@@ -12,6 +12,7 @@ from mirror.benchmarks.babyai import env as babyai
 from mirror.benchmarks.babyai.demos import DemoSet, ensure_demos, generate
 from mirror.config import load_config
 from mirror.data.seeds import episode_seed
+from mirror.errors import MirrorError
 from mirror.models.execution.babyai_agent import NUM_ACTIONS, BabyAIAgent, vocabulary
 from mirror.models.protocol import DataSpec
 from mirror.training.checkpoint import read_checkpoint
@@ -116,7 +117,21 @@ def test_the_readme_python_example_runs_on_a_trained_run_without_its_data(tmp_pa
     assert policy.state is None
     frames = np.stack([env.unwrapped.get_pov_render(tile_size=8) for _ in range(8)])  # a (T, H, W, 3) uint8 clip
     index = trained.understanding.recognise(frames, [mission, "go to the blue key"])
-    assert int(index) in (0, 1)
+    assert type(index) is int and index in (0, 1)
+    both, scores = trained.understanding.recognise(np.stack([frames, frames]), [mission, "go to the blue key"],
+                                                   scores=True)
+    assert both == [index, index] and scores.shape == (2, 2) and int(scores[0].argmax()) == index
+    for bad, message in ((frames.astype(np.float32) / 255, "multiply by 255"),
+                         (frames.transpose(0, 3, 1, 2), "move the channel axis last"),
+                         (frames[:5], "the model's 8 frames")):
+        with pytest.raises(MirrorError, match=message):
+            trained.understanding.recognise(bad, [mission])
+    with pytest.raises(MirrorError, match=r"'bal' not in the agent's vocabulary \(a, ball, blue"):
+        policy.act(observation, "go to the red bal")
+    with pytest.raises(MirrorError, match=r"gymnasium's reset\(\) returns \(observation, info\)"):
+        policy.act(env.reset(seed=1), mission)
+    with pytest.raises(MirrorError, match=r"'image' \(7, 7, 3\) and 'direction'; got image \(3, 7, 7\)"):
+        policy.act({**observation, "image": observation["image"].transpose(2, 0, 1)}, mission)
     agent = trained.module.execution
     with torch.no_grad():
         direct = agent.act(agent.tokenize([mission]), torch.as_tensor(observation["image"])[None],
@@ -124,5 +139,6 @@ def test_the_readme_python_example_runs_on_a_trained_run_without_its_data(tmp_pa
     assert trained.policy.act(observation, mission) == int(direct[0])
     module = MirrorModule.load_from_checkpoint(path, map_location="cpu")
     assert module.cfg == trained.config and module.spec == trained.spec
+    assert not module.training and not any(m.training for m in module.modules())  # ViCLIP's masking is off
     state = trained.module.state_dict()
     assert all(torch.equal(v, state[k]) for k, v in module.state_dict().items())

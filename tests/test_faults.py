@@ -7,11 +7,14 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 import yaml
 
+import mirror
 from mirror.config import load_config
+from mirror.errors import MirrorError
 from mirror.training.checkpoint import read_checkpoint
 from mirror.training.run import train
 from tests.conftest import ROOT, TOY
@@ -94,7 +97,7 @@ def test_a_truncated_newest_checkpoint_is_skipped_by_resume_auto(tmp_path):
     newest.write_bytes(newest.read_bytes()[:1000])
     (folder / "step0000012.ckpt").unlink()
     os.utime(newest)
-    with pytest.warns(UserWarning, match=f"skipping {newest}: not a readable checkpoint"):
+    with pytest.warns(UserWarning, match=f"skipping {newest}: a truncated checkpoint"):
         train(load_config(TOY, [*common, "run.name=cut", "resume=auto"]))
     assert_same_weights(read_checkpoint(folder / "step0000024.ckpt"), reference(tmp_path))
 
@@ -111,15 +114,28 @@ def test_a_failed_resume_leaves_the_run_directory_untouched(cli, tmp_path):
     assert yaml.safe_load((run / "config.yaml").read_text())["execution"]["width"] == 32
 
 
-def test_truncated_and_foreign_checkpoints_are_one_line_errors(cli, tmp_path):
+def test_unreadable_checkpoints_are_one_line_errors_naming_the_file(cli, tmp_path):
     assert cli("train", TOY, f"run.root={tmp_path}", "run.name=t", "trainer.max_steps=4")[0] == 0
     good = tmp_path / "t" / "checkpoints" / "last.ckpt"
-    bad = tmp_path / "half.ckpt"
-    bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    for argv in (("train", TOY, f"run.root={tmp_path}", "run.name=u", f"resume={bad}"), ("eval", "--ckpt", str(bad))):
-        code, _, err = cli(*argv)
-        lines = err.strip().splitlines()
-        assert code == 1 and len(lines) == 1 and lines[0].startswith(f"mirror {argv[0]}: error: {bad}: not a readable")
+    bad = {"half.ckpt": (good.read_bytes()[: good.stat().st_size // 2], "a truncated checkpoint"),
+           "empty.ckpt": (b"", "an empty file"),
+           "config.yaml": ((tmp_path / "t" / "config.yaml").read_bytes(), "a text file, not a checkpoint"),
+           "noise.ckpt": (np.random.default_rng(0).bytes(4096), "not a PyTorch checkpoint")}
+    for name, (data, _) in bad.items():
+        (tmp_path / name).write_bytes(data)
+    torch.save({"state_dict": {}, "module": torch.nn.Linear(2, 2)}, tmp_path / "foreign.ckpt")
+    bad["foreign.ckpt"] = (None, "holds objects that a safe load refuses to build")
+    for name, (_, why) in bad.items():
+        path = tmp_path / name
+        resume = ("train", TOY, f"run.root={tmp_path}", "run.name=u", f"resume={path}")
+        for argv in (resume, ("eval", "--ckpt", str(path))):
+            code, _, err = cli(*argv)
+            lines = err.strip().splitlines()
+            assert code == 1 and len(lines) == 1, (name, err)
+            assert lines[0].startswith(f"mirror {argv[0]}: error: {path}: {why}"), (name, lines[0])
+            assert "weights_only" not in lines[0]
+        with pytest.raises(MirrorError, match=f"{path}: {why}"):
+            mirror.load(path)
     code, _, err = cli("eval", "--ckpt", str(good), "understanding.width=8")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "weights do not fit the config" in err
 

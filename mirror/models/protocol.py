@@ -23,6 +23,8 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from torch import Tensor, nn
 
+from mirror.errors import MirrorError
+
 
 @dataclass
 class DataSpec:
@@ -75,5 +77,10 @@ class Policy:
         self.state = None
 
     def act(self, observation: dict, instruction: str) -> Any:
+        if isinstance(observation, tuple):
+            raise MirrorError("act: give the observation itself; gymnasium's reset() returns (observation, info) "
+                              "and step() (observation, reward, terminated, truncated, info)")
+        if not isinstance(instruction, str):
+            raise MirrorError(f"act: the instruction is one string; got {type(instruction).__name__}")
         action, self.state = self.model.step(observation, instruction, self.state)
         return action

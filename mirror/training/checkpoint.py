@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pickle
 import shutil
+import warnings
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +22,24 @@ from mirror.files import atomic_write
 from mirror.models.protocol import DataSpec
 from mirror.training.module import MirrorModule
 
-UNREADABLE = (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile)
+
+def unreadable(path: Path, err: Exception) -> str:
+    """Why a file is no checkpoint, in our words (torch's message may advise an unsafe load)."""
+    if path.stat().st_size == 0:
+        return "an empty file"
+    if zipfile.is_zipfile(path):
+        if isinstance(err, pickle.UnpicklingError):
+            return "holds objects that a safe load refuses to build (not written by `mirror train`)"
+        return "a damaged checkpoint archive"
+    with open(path, "rb") as f:
+        head = f.read(1024)
+    if head.startswith(b"PK"):
+        return "a truncated checkpoint (its archive is cut short)"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not a PyTorch checkpoint"
+    return "a text file, not a checkpoint"
 
 
 def read_checkpoint(path: str | Path) -> dict:
@@ -30,9 +48,12 @@ def read_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise MirrorError(f"checkpoint not found: {path}")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except UNREADABLE as err:
-        raise MirrorError(f"{path}: not a readable checkpoint ({str(err).splitlines()[0]})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. the unpickler's remark on a foreign pickle protocol
+            data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # any parse failure of an untrusted file: torch raises many kinds
+        raise MirrorError(f"{path}: {unreadable(path, err)}; a checkpoint is a .ckpt file that `mirror train` "
+                          "writes under <run>/checkpoints/") from None
     if not isinstance(data, dict) or not isinstance(data.get("state_dict"), dict):
         raise MirrorError(f"{path}: not a checkpoint written by `mirror train` (no state_dict)")
     return data

@@ -201,6 +201,11 @@ class MirrorModule(L.LightningModule):
             state = {k: v[None] for k, v in state.items()}
         checkpoint["rng"] = {k: v.cpu() for k, v in state.items()}
 
+    @classmethod
+    def load_from_checkpoint(cls, *args: Any, **kwargs: Any) -> MirrorModule:
+        """Lightning's loader, giving the module in evaluation mode as `mirror.load` does (`.train()` to train)."""
+        return super().load_from_checkpoint(*args, **kwargs).eval()
+
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self._rng_to_restore = checkpoint.get("rng")
 

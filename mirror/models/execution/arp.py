@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from mirror.config import ExecutionConfig, OptimizerConfig, OptimizerKind
 from mirror.config.inputs import reads
-from mirror.errors import ConfigError
+from mirror.errors import ConfigError, MirrorError
 from mirror.files import atomic_write
 from mirror.models.execution import geometry as geo
 from mirror.models.execution.arp_weights import load_weights, ours_from_file, shapes
@@ -117,6 +117,26 @@ def convert(source: str | Path, target: str | Path) -> int:
     return len(state)
 
 
+def check_observation(observation: dict) -> None:
+    """One clear error for an observation ARP cannot read: `rgb` (uint8) and `xyz` of shape (cameras, H, W, 3),
+    `proprio` (3,)."""
+    missing = [k for k in ("rgb", "xyz", "proprio") if k not in observation] if isinstance(observation, dict) \
+        else ["rgb", "xyz", "proprio"]
+    if missing:
+        raise MirrorError(f"ARP acts on a dict with 'rgb', 'xyz' and 'proprio'; missing {', '.join(missing)}")
+    rgb, xyz = np.asarray(observation["rgb"]), np.asarray(observation["xyz"])
+    for name, x in (("rgb", rgb), ("xyz", xyz)):
+        if x.ndim != 4 or x.shape[-1] != 3:
+            hint = ": move the channel axis last" if x.ndim == 4 and x.shape[1] == 3 else ""
+            raise MirrorError(f"ARP's '{name}' is (cameras, H, W, 3); got {x.shape}{hint}")
+    if rgb.dtype != np.uint8 or rgb.shape != xyz.shape:
+        raise MirrorError(f"ARP's 'rgb' is uint8 (0 to 255) of the shape of 'xyz' {xyz.shape}; got {rgb.dtype} "
+                          f"{rgb.shape}")
+    if np.asarray(observation["proprio"]).shape != (3,):
+        raise MirrorError(f"ARP's 'proprio' is (3,): gripper open and the two finger joints; got "
+                          f"{np.asarray(observation['proprio']).shape}")
+
+
 class ARP(nn.Module):
     config_class = ARPConfig
 
@@ -139,6 +159,7 @@ class ARP(nn.Module):
     def step(self, observation: dict, instruction: str, state: dict | None = None) -> tuple[np.ndarray, dict]:
         """The next key pose (9 numbers, see `action`) for one observation: `rgb` and `xyz` (cameras, H, W, 3),
         `proprio` (3,). ARP keeps no memory; `state` caches the instructions' language features."""
+        check_observation(observation)
         state = {} if state is None else state
         if instruction not in state:
             state[instruction] = self.text_features([instruction])

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from minigrid.core.actions import Actions
@@ -18,6 +19,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from mirror.config import ExecutionConfig
+from mirror.errors import MirrorError
 from mirror.models.protocol import BranchOutput, DataSpec
 
 NUM_ACTIONS = len(Actions)  # minigrid's: left, right, forward, pickup, drop, toggle, done
@@ -125,8 +127,13 @@ class BabyAIAgent(nn.Module):
         self.feature_dim = d
 
     def tokenize(self, texts: list[str]) -> Tensor:
-        """Word ids (N, L) padded with 0; words outside the level vocabulary are dropped."""
-        ids = [[self.word_index[w] for w in t.split() if w in self.word_index] for t in texts]
+        """Word ids (N, L) padded with 0; a word outside the level vocabulary is an error naming it."""
+        for text in texts:
+            unknown = [w for w in text.split() if w not in self.word_index]
+            if unknown or not text.split():
+                raise MirrorError(f"instruction '{text}': {', '.join(repr(w) for w in unknown) or 'no words'} not in "
+                                  f"the agent's vocabulary ({', '.join(self.words[1:])})")
+        ids = [[self.word_index[w] for w in t.split()] for t in texts]
         out = torch.zeros(len(ids), max(map(len, ids)), dtype=torch.long)
         for i, row in enumerate(ids):
             out[i, : len(row)] = torch.tensor(row, dtype=torch.long)
@@ -192,9 +199,13 @@ class BabyAIAgent(nn.Module):
         return BranchOutput(feature, loss, {"action_acc": accuracy})
 
     @torch.no_grad()
-    @torch.no_grad()
     def step(self, observation: dict, instruction: str, state: Tensor | None = None) -> tuple[int, Tensor]:
         """The greedy action for one minigrid observation (`image` 7 x 7 x 3, `direction`) and the memory."""
+        image = np.asarray(observation.get("image")) if isinstance(observation, dict) else None
+        if image is None or image.shape != (7, 7, 3) or "direction" not in observation:
+            got = f"image {image.shape}" if image is not None and image.ndim else type(observation).__name__
+            raise MirrorError(f"the BabyAI agent acts on a minigrid observation: a dict with 'image' (7, 7, 3) and "
+                              f"'direction'; got {got}")
         device = next(self.parameters()).device
         images = torch.as_tensor(observation["image"], device=device)[None]
         directions = torch.tensor([int(observation["direction"])], device=device)

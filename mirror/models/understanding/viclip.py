@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+import numpy as np
 import open_clip
 import torch
 import torch.nn.functional as F
@@ -21,7 +22,7 @@ from torchmetrics.aggregation import MeanMetric
 from mirror.align.loss import bidirectional_infonce
 from mirror.config import UnderstandingConfig
 from mirror.config.inputs import reads
-from mirror.errors import ConfigError
+from mirror.errors import ConfigError, MirrorError
 from mirror.models.protocol import BranchOutput, DataSpec, ParamGroup
 from mirror.models.understanding.video_encoder import VideoEncoder
 from mirror.models.understanding.weights import load_pretrained
@@ -179,12 +180,35 @@ class ViCLIP(nn.Module):
         tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=CONTEXT_LENGTH)
         return F.normalize(self.encode_text(tokenizer(texts).to(self.mean.device)), dim=-1)
 
-    def recognise(self, video, instructions: list[str]) -> Tensor:
-        """The index of the instruction a uint8 clip (T, H, W, 3) shows among `instructions`; for several clips
-        (B, T, H, W, 3), one index each. In evaluation mode (no patch masking)."""
-        clips = torch.as_tensor(video, device=self.mean.device)
-        chosen = (self.embed_videos(clips.view(-1, *clips.shape[-4:])) @ self.embed_texts(instructions).T).argmax(1)
-        return chosen[0] if clips.ndim == 4 else chosen
+    def clips(self, video) -> Tensor:
+        """A user's clip (T, H, W, 3) or clips (B, T, H, W, 3) as a uint8 tensor on the model's device; one
+        clear error for anything else (channels first, floats, another frame count)."""
+        clips = torch.as_tensor(np.asarray(video) if not isinstance(video, Tensor) else video)
+        shape = tuple(clips.shape)
+        if clips.ndim not in (4, 5) or shape[-1] != 3:
+            hint = ": move the channel axis last" if clips.ndim in (4, 5) and shape[-3] == 3 else ""
+            raise MirrorError(f"a clip is uint8 RGB of shape (T, H, W, 3), several (B, T, H, W, 3); got {shape}{hint}")
+        if clips.dtype != torch.uint8:
+            scaled = clips.is_floating_point() and clips.numel() > 0 and float(clips.max()) <= 1.0
+            hint = ": values in [0, 1], so multiply by 255 and convert to uint8" if scaled else ""
+            raise MirrorError(f"a clip is uint8 RGB (0 to 255); got {clips.dtype}{hint}")
+        if shape[-4] != self.cfg.frames:
+            raise MirrorError(f"a clip has the model's {self.cfg.frames} frames (understanding.frames); got "
+                              f"{shape[-4]}")
+        return clips.to(self.mean.device)
+
+    @torch.no_grad()
+    def recognise(self, video, instructions: list[str], scores: bool = False):
+        """The index of the instruction a uint8 clip (T, H, W, 3) shows among `instructions`, as an int; for
+        several clips (B, T, H, W, 3) a list of ints. With `scores`, also the cosine similarities (clips x
+        instructions). In evaluation mode (no patch masking)."""
+        if isinstance(instructions, str) or not instructions:
+            raise MirrorError("recognise: give a non-empty list of instructions to choose among")
+        clips = self.clips(video)
+        similarity = self.embed_videos(clips.view(-1, *clips.shape[-4:])) @ self.embed_texts(list(instructions)).T
+        chosen = similarity.argmax(1).tolist()
+        chosen = chosen[0] if clips.ndim == 4 else chosen
+        return (chosen, similarity.cpu()) if scores else chosen
 
     def update_recognition(self, v: Tensor, labels: Tensor, tasks: Tensor) -> dict[str, MeanMetric]:
         """Top-1 recognition among all instructions, overall and per task (torchmetrics, synced in DDP)."""
