@@ -20,7 +20,7 @@ from tempfile import TemporaryDirectory
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mirror.analysis.report import read_run  # noqa: E402
+from mirror.analysis.runs import read_run  # noqa: E402
 
 CONFIG = ROOT / "configs" / "metaworld" / "mirror.yaml"
 GOAL_WALL_S, GOAL_SUCCESS = 45 * 60, 70.0  # seconds, mean success (%)

@@ -24,19 +24,15 @@ while [[ $# -gt 0 && $1 != "--" ]]; do exps+=("$1"); shift; done
 [[ $# -gt 0 ]] && shift
 OUT=${OUT:-$ROOT/${bench}-seeds}
 
-fresh() {  # an evaluation's metrics, written after the checkpoint they evaluate
-  [[ -f "$1" && "$1" -nt "$2" ]]
-}
-
 one_run() {
   local seed=$1 exp=$2 name ckpt
   shift 2
   name="${bench}-${exp}-seed${seed}"
   "$MIRROR" train "configs/${bench}/${exp}.yaml" seed="$seed" run.root="$ROOT" run.name="$name" resume=auto "$@"
   ckpt="$ROOT/$name/checkpoints/last.ckpt"
-  fresh "$ROOT/$name/eval/last/metrics.json" "$ckpt" || "$MIRROR" eval --ckpt "$ckpt"
+  "$MIRROR" eval --ckpt "$ckpt" --reuse  # kept when it evaluated this step already
   if [[ " $TWIN " == *" $exp "* ]]; then
-    fresh "$ROOT/$name/eval/last_twin/metrics.json" "$ckpt" || "$MIRROR" eval --ckpt "$ckpt" --twin --tasks $TWIN_TASKS
+    "$MIRROR" eval --ckpt "$ckpt" --reuse --twin --tasks $TWIN_TASKS
   fi
 }
 

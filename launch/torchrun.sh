@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One node, N GPUs (default: all visible), one process per GPU:
 #   launch/torchrun.sh CONFIG [KEY=VALUE ...]          e.g. GPUS=2 launch/torchrun.sh configs/rlbench/mirror.yaml
-# Re-running the same command continues the run (resume=auto) from its newest checkpoint.
+# Re-running the same command continues the run (resume=auto) from the checkpoint of its latest step.
 set -euo pipefail
 CONFIG=${1:?usage: launch/torchrun.sh CONFIG [KEY=VALUE ...]}
 shift

@@ -33,7 +33,8 @@ def _eval(args: argparse.Namespace) -> None:
     if config is not None and "=" in config:
         overrides.insert(0, config)
         config = None
-    plan = Rollouts(tasks=args.tasks, episodes=args.episodes, repeats=args.repeats, twin=args.twin, video=args.video)
+    plan = Rollouts(tasks=args.tasks, episodes=args.episodes, repeats=args.repeats, twin=args.twin, video=args.video,
+                    reuse=args.reuse)
     report, out = evaluate(args.ckpt, overrides, config, plan)
     metrics = report["metrics"]
     width = max(map(len, metrics), default=0)
@@ -55,7 +56,7 @@ def _report(args: argparse.Namespace) -> None:
 
     from mirror.analysis.report import report
 
-    path = report(args.runs, Path(args.out), args.compare or ())
+    path = report(args.runs, Path(args.out), args.compare or (), args.eval)
     print(path.read_text())
     print(f"written: {path}")
 
@@ -104,6 +105,8 @@ def parser() -> argparse.ArgumentParser:
                    "evaluation folder, named by task, seed and outcome; the first of each task to W&B)")
     p.add_argument("--twin", action="store_true", help="tell each episode its twin task's instruction (Meta-World: "
                    "does the policy need language?)")
+    p.add_argument("--reuse", action="store_true", help="keep the run's evaluation of this checkpoint if it is of "
+                   "the same training step and was asked for with the same options")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="changes to the saved config")
     p.set_defaults(func=_eval)
 
@@ -116,6 +119,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", nargs=2, action="append", metavar=("A", "B"),
                    help="compare two groups of runs (names without -seedN), the run as the unit, e.g. "
                         "metaworld-mirror metaworld-arp; repeatable")
+    p.add_argument("--eval", metavar="NAME", help="take every run's evaluation eval/NAME (default: the full "
+                   "evaluation of its latest checkpoint step)")
     p.add_argument("--out", default="runs/report", help="folder for report.md and the charts")
     p.set_defaults(func=_report)
 

@@ -107,3 +107,13 @@ def test_mirror_config_shows_the_run_and_names_every_missing_input(cli, tmp_path
     assert "missing: data.val_root = data/rlbench/val" in err and "understanding.checkpoint = " in err
     assert str(weights) not in err and "data.root" not in err  # present inputs are not reported missing
     assert "execution      arp               72.116" in out  # ARP's parameter count, as mlzxy/arp's
+
+
+def test_a_single_value_for_a_list_and_the_folders_a_run_makes(cli, tmp_path):
+    babyai = str(ROOT / "configs/babyai/mirror.yaml")
+    code, _, err = cli("config", babyai, "data.levels=GoToLocal")
+    assert code == 2 and err.strip().endswith("bad value for 'data.levels': a list is expected, written in "
+                                              "brackets: data.levels=[a,b]") and len(err.strip().splitlines()) == 1
+    code, out, err = cli("config", babyai, f"data.root={tmp_path / 'demos'}")
+    assert code == 0, err
+    assert f"  data.root = {tmp_path / 'demos'} (made when absent)" in out and "\n  none" not in out

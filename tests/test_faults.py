@@ -2,6 +2,7 @@
 error is one line with exit code 2 (configuration) or 1 (the rest)."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import yaml
 import mirror
 from mirror.config import load_config
 from mirror.errors import MirrorError
-from mirror.training.checkpoint import read_checkpoint
+from mirror.training.checkpoint import checkpoint_step, read_checkpoint
 from mirror.training.run import train
 from tests.conftest import ROOT, TOY
 from tests.test_train import StopAt, metric_rows
@@ -89,7 +90,7 @@ def test_sigterm_and_sigint_save_the_current_step_and_exit_nonzero(tmp_path):
     assert train_steps(run) == list(range(24))
 
 
-def test_a_truncated_newest_checkpoint_is_skipped_by_resume_auto(tmp_path):
+def test_a_truncated_latest_checkpoint_is_skipped_by_resume_auto(tmp_path):
     common = [f"run.root={tmp_path}", *STEPS]
     train(load_config(TOY, [*common, "run.name=cut"]), callbacks=[StopAt(12)])
     folder = tmp_path / "cut" / "checkpoints"
@@ -178,3 +179,22 @@ def test_resuming_past_trainer_max_steps_is_one_line_and_rerunning_a_finished_ru
     code, _, err = cli(*common, "trainer.max_steps=4")  # launch/seeds.sh re-runs finished runs' commands
     assert code == 0, err
     assert read_checkpoint(run / "checkpoints" / "last.ckpt")["global_step"] == 4
+
+
+def test_a_copied_run_resumes_from_its_latest_step_whatever_the_file_times(tmp_path):
+    """A copy (cp -r, rsync without times) can write the checkpoints in any order: resume=auto goes by the step each
+    holds. Here step 4 is written last and last.ckpt first; the copy still resumes at step 24, so nothing moves."""
+    common = [*STEPS, "resume=auto"]
+    train(load_config(TOY, [f"run.root={tmp_path}", "run.name=orig", *common]))
+    copy = tmp_path / "copy"
+    shutil.copytree(tmp_path / "orig", copy)
+    folder = copy / "checkpoints"
+    for age, name in enumerate(["last.ckpt", "step0000024.ckpt", "step0000020.ckpt", "step0000004.ckpt"]):
+        os.utime(folder / name, ns=(10**18 + age, 10**18 + age))
+    before = {p: p.read_bytes() for p in folder.iterdir()}
+    train(load_config(TOY, [f"run.root={tmp_path}", "run.name=copy", *common]))
+    assert {p: p.read_bytes() for p in folder.iterdir()} == before
+    assert train_steps(copy) == list(range(24))
+    from mirror.training.run import latest_checkpoint
+
+    assert checkpoint_step(latest_checkpoint(copy)) == 24

@@ -26,9 +26,9 @@ def test_seeds_script_trains_and_evaluates_each_experiment_per_seed_then_compare
         for exp in ("mirror", "arp"):
             name = f"metaworld-{exp}-seed{s}"
             steps += [f"train configs/metaworld/{exp}.yaml seed={s} run.root=out run.name={name} resume=auto "
-                      "trainer.max_steps=5", f"eval --ckpt out/{name}/checkpoints/last.ckpt"]
+                      "trainer.max_steps=5", f"eval --ckpt out/{name}/checkpoints/last.ckpt --reuse"]
             if exp == "arp":
-                steps.append(f"eval --ckpt out/{name}/checkpoints/last.ckpt --twin --tasks all")
+                steps.append(f"eval --ckpt out/{name}/checkpoints/last.ckpt --reuse --twin --tasks all")
     runs = " ".join(f"out/metaworld-{exp}-seed{s}" for s in (0, 1) for exp in ("mirror", "arp"))
     assert lines == [*steps, f"report {runs} --compare metaworld-mirror metaworld-arp --out out/metaworld-seeds"]
 

@@ -71,7 +71,8 @@ def test_tiny_joint_run_rolls_out_in_mujoco_then_eval_and_report_write_the_table
     films = sorted(p.name for p in (folder / "videos").glob("*.mp4"))  # both episodes of the first repeat
     assert films == sorted(f"{TASK}-seed{e['seed']}-{outcome(e)}.mp4" for e in episodes if e["repeat"] == "0")
     frames = iio.imread(folder / "videos" / films[0], plugin="FFMPEG")
-    assert frames.shape[1:] == (32, 32, 3) and len(frames) >= 2
+    assert frames.shape[2:] == (256, 3) and frames.shape[1] > 256 and len(frames) >= 2  # x8, under the caption
+    assert frames[0, :8].mean() > 200 and all(e["instruction"] for e in episodes)
     novelty = report["scene_novelty"][TASK]
     assert 0 < novelty["min"] <= novelty["mean"] <= novelty["max"] < 0.5
 

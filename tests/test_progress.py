@@ -80,3 +80,21 @@ def test_a_terminal_gets_the_rich_bar_counting_steps_out_of_max_steps(monkeypatc
     plain = build_progress_bar(cfg)
     assert isinstance(plain, LogLines) and plain.every == 25
     assert build_progress_bar(load_config(TOY, [])) is None  # toy.yaml: progress_bar false
+
+
+def test_a_validation_with_rollouts_of_many_tasks_reads_in_two_short_lines(capsys):
+    tasks = [f"task-{i:02d}-v3" for i in range(16)]
+    metrics = {"val/loss": 1.25, "rollout/success": 43.75, "rollout/episodes": 32.0, "rollout/errors": 0.0,
+               "rollout/errors_by_kind/timeout": 0.0}
+    for i, t in enumerate(tasks):
+        metrics.update({f"rollout/success/{t}": 50.0 * (i % 3), f"rollout/return/{t}": 0.5, f"rollout/length/{t}": 7.0,
+                        f"rollout/errors/{t}": 0.0, f"val/u/recognition/{t}": 0.5})
+    trainer = SimpleNamespace(global_step=600, sanity_checking=False, progress_bar_metrics={}, callback_metrics=metrics,
+                              datamodule=SimpleNamespace(spec=SimpleNamespace(tasks=tasks)))
+    lines = LogLines(every=10)
+    lines.on_validation_start(trainer, None)
+    lines.on_validation_end(trainer, None)
+    first, second = capsys.readouterr().out.splitlines()
+    assert first.endswith("| rollout/episodes 32 | rollout/errors 0 | rollout/success 43.75 | val/loss 1.25")
+    assert second == "  rollout success per task (%): " + ", ".join(f"{t} {50 * (i % 3)}" for i, t in enumerate(tasks))
+    assert len(first) < 200 and len(second) < 400

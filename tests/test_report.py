@@ -2,6 +2,8 @@
 
 import csv
 import json
+import os
+import shutil
 
 import numpy as np
 import pytest
@@ -178,7 +180,8 @@ def test_lost_episodes_are_left_out_of_the_rates_and_counted(cli, grid, tmp_path
     scenes = reread(grid["a"][:1])[0][0]  # read back, the lost episodes under scene -1
     push = 100 * np.mean([v for (t, s), v in scenes.items() if t == "push-v3" and s >= 0])
     assert push != 100 * np.mean([v for (t, s), v in scenes.items() if t == "push-v3"])
-    from mirror.analysis.report import read_run, run_values
+    from mirror.analysis.comparison import run_values
+    from mirror.analysis.runs import read_run
 
     assert run_values(read_run(grid["a"][0]), "success (%)")["push-v3"] == pytest.approx(push)
 
@@ -201,3 +204,46 @@ def test_table2_shows_the_sample_spread_and_one_evaluation_without_one(tmp_path)
 def test_report_names_an_unknown_group(cli, grid, tmp_path):
     code, _, err = cli("report", *map(str, grid["a"]), "--compare", "mw-a", "mw-c", "--out", str(tmp_path / "r"))
     assert code == 2 and err.count("\n") == 1 and "no group 'mw-c' among the runs; groups: mw-a" in err
+
+
+def write_eval(run, name: str, step: int, episodes: int, repeats: int, avg: float, tasks=("all",), twin=False):
+    """An evaluation folder as `mirror eval` writes it: what was asked for, the step, the success figures."""
+    folder = run / "eval" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    success = {t: {"mean": avg, "std": None if repeats == 1 else 1.0} for t in (*TASKS, "avg")}
+    (folder / "metrics.json").write_text(json.dumps({
+        "step": step, "episodes": episodes, "repeats": repeats, "success": success, "metrics": {},
+        "request": {"tasks": list(tasks), "episodes": episodes, "repeats": repeats, "twin": twin, "overrides": []}}))
+
+
+def test_report_takes_the_full_evaluation_of_the_latest_step_whatever_the_file_times(cli, tmp_path):
+    run = make_run(tmp_path / "a", "mw-a", 0, {(t, s): [1, 0] for t in TASKS for s in range(4)}, {(t, 0): 1 for t in
+                                                                                                    TASKS})
+    write_eval(run, "last", 1000, 20, 3, 70.0)
+    (run / "eval" / "last" / "episodes.csv").unlink()
+    write_eval(run, "step0000500", 500, 50, 3, 40.0)
+    write_eval(run, "smoke", 1000, 5, 1, 60.0)  # a smoke test of the same step, written last
+    write_eval(run, "sub", 1000, 50, 3, 90.0, tasks=("push-v3",))
+    for age, name in enumerate(["last", "step0000500", "sub", "smoke"]):
+        os.utime(run / "eval" / name / "metrics.json", ns=(age, age))
+
+    def table2(folder, *extra):
+        code, _, err = cli("report", str(folder), "--out", str(tmp_path / "r"), *extra)
+        assert code == 0, err
+        return (tmp_path / "r" / "report.md").read_text()
+
+    text = table2(run)
+    assert "| mw-a-seed0 | 70.0 ± 1.0 | 70.0 ± 1.0 | 70.0 ± 1.0 | mw-a-seed0/eval/last (step 1000, 20 episodes x 3 " \
+           "repeat(s) per task) |" in text
+    skipped = text.split("## Evaluations skipped")[1]
+    assert all(f"eval/{name} (" in skipped for name in ("smoke", "step0000500", "sub")) and "a subset" in skipped
+    copy = tmp_path / "b" / run.name
+    shutil.copytree(run, copy)
+    for age, metrics in enumerate(sorted(copy.glob("eval/*/metrics.json"), reverse=True)):
+        os.utime(metrics, ns=(10**18 + age, 10**18 + age))
+    assert table2(copy) == text
+    assert "| mw-a-seed0 | 60.0 | 60.0 | 60.0 | mw-a-seed0/eval/smoke (step 1000, 5 episodes x 1 repeat(s) per " \
+           "task) |" in table2(run, "--eval", "smoke")  # one repeat: no spread shown
+    shutil.rmtree(run / "eval")
+    os.utime(run / "validation" / "step0000500.json", ns=(10**18, 10**18))
+    assert "mw-a-seed0/validation/step0001000.json (validation rollouts" in table2(run)

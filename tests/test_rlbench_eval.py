@@ -211,7 +211,8 @@ def test_mirror_eval_writes_the_table_2_layout(fakesim, cli, tmp_path):
     assert table[0] == "| Method | Avg. Success | open_drawer | push_buttons |"
     assert table[2].startswith("| one | ") and "±" in table[2]
     rows = (folder / "episodes.csv").read_text().splitlines()
-    assert rows[0] == "repeat,task,index,success,reward,length,error,detail,seed" and len(rows) == 1 + 2 * 2 * 2
+    assert rows[0] == "repeat,task,index,success,reward,length,error,detail,seed,instruction"
+    assert len(rows) == 1 + 2 * 2 * 2 and all(not row.endswith(",") for row in rows[1:])  # each told its instruction
     assert table[-1] == "Episodes lost to errors: none"
     report = json.loads((folder / "metrics.json").read_text())
     assert report["repeats"] == 2 and set(report["success"]) == {"open_drawer", "push_buttons", "avg"}

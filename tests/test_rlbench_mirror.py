@@ -12,7 +12,8 @@ import torch
 from scipy import stats as scipy_stats
 from torch import nn
 
-from mirror.analysis.report import RunRecord, seeds, table3
+from mirror.analysis.report import seeds, table3
+from mirror.analysis.runs import RunRecord
 from mirror.benchmarks.rlbench.synthetic import write_episode
 from mirror.config import load_config, to_dict
 from mirror.training.checkpoint import read_checkpoint

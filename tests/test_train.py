@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import subprocess
 import sys
 
@@ -20,8 +21,10 @@ from tests.conftest import ROOT, TOY
 def test_train_writes_checkpoints_config_and_offline_wandb(cli, tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.delenv("WANDB_SILENT", raising=False)
     code, out, err = cli("train", TOY, f"run.root={tmp_path}", "run.name=e2e", "logger=wandb", "align.tau=0.2")
     assert code == 0, err
+    assert [line for line in (out + err).splitlines() if line.startswith("wandb:")] == []  # W&B's chatter is off
     run = tmp_path / "e2e"
     ckpts = sorted(p.name for p in (run / "checkpoints").glob("*.ckpt"))
     assert ckpts == ["last.ckpt", "step0000004.ckpt", "step0000008.ckpt"]
@@ -30,6 +33,7 @@ def test_train_writes_checkpoints_config_and_offline_wandb(cli, tmp_path, monkey
     run_id = (run / "wandb_id").read_text().strip()
     offline = list((run / "wandb").glob(f"offline-run-*-{run_id}"))
     assert offline, "W&B should have written an offline run"
+    assert len(metric_rows(run)) > 0 and (run / "plots" / "curves.png").stat().st_size > 10_000  # local curves too
     ckpt = read_checkpoint(run / "checkpoints" / "last.ckpt")
     assert ckpt["global_step"] == 8
     assert ckpt["hyper_parameters"]["config"]["align"]["tau"] == 0.2
@@ -124,6 +128,27 @@ def test_eval_reports_validation_metrics(cli, tmp_path):
     assert (tmp_path / "ev" / "eval" / "last" / "metrics.json").is_file()
     code, _, err = cli("eval", "--ckpt", str(tmp_path / "missing.ckpt"))
     assert code == 1 and "checkpoint not found" in err
+
+
+def test_eval_reuse_keeps_an_evaluation_of_the_same_step_and_request_only(cli, tmp_path):
+    """launch/seeds.sh re-runs `mirror eval --reuse`: it evaluates again when the checkpoint moved on or the
+    request changed, and never decides by file times."""
+    assert cli("train", TOY, f"run.root={tmp_path}", "run.name=re", "trainer.max_steps=4")[0] == 0
+    ckpt = str(tmp_path / "re" / "checkpoints" / "last.ckpt")
+    metrics = tmp_path / "re" / "eval" / "last" / "metrics.json"
+    assert cli("eval", "--ckpt", ckpt, "--reuse")[0] == 0
+    first = json.loads(metrics.read_text())
+    assert first["step"] == 4 and first["request"]["tasks"] == ["all"] and first["request"]["overrides"] == []
+    os.utime(metrics, ns=(0, 0))  # older than the checkpoint: still the same step
+    code, out, _ = cli("eval", "--ckpt", ckpt, "--reuse")
+    assert code == 0 and "kept (--reuse)" in out and metrics.stat().st_mtime_ns == 0
+    code, out, _ = cli("eval", "--ckpt", ckpt, "--reuse", "data.val_size=32")
+    assert code == 0 and "kept" not in out and json.loads(metrics.read_text())["request"]["overrides"] == [
+        "data.val_size=32"]
+    assert cli("train", TOY, f"run.root={tmp_path}", "run.name=re", "trainer.max_steps=6", "resume=auto")[0] == 0
+    os.utime(tmp_path / "re" / "checkpoints" / "last.ckpt", ns=(0, 0))  # a copy: the checkpoint looks older
+    code, out, _ = cli("eval", "--ckpt", ckpt, "--reuse", "data.val_size=32")
+    assert code == 0 and "kept" not in out and json.loads(metrics.read_text())["step"] == 6
 
 
 def test_training_reduces_the_losses(tmp_path):

@@ -1,6 +1,9 @@
 """Mistakes a user makes, answered with one line instead of a traceback, and W&B going online whenever an API
 key for the server it talks to is configured (issue 24, section 5)."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -98,3 +101,12 @@ def test_wandb_key_sources_of_the_default_server(home, monkeypatch):
     monkeypatch.delenv("NETRC")
     monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
     assert run_logging.wandb_key_configured()
+
+
+def test_arps_optimiser_loads_without_a_kernel_hub_lookup_or_a_word():
+    """bitsandbytes' CPU backend looks up an optional 4-bit kernel on the Hugging Face hub when `kernels` is
+    installed, and says so when it fails; LAMB needs none of it."""
+    code = ("import sys; from mirror.training.optim import bitsandbytes_lamb; bitsandbytes_lamb(); "
+            "import bitsandbytes; assert 'kernels' not in sys.modules, 'kernels was imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout + done.stderr == "", done.stdout + done.stderr

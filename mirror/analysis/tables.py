@@ -38,14 +38,19 @@ def cell(mean: float, sd: float | None) -> str:
     return f"{mean:.1f}" if sd is None or np.isnan(sd) else f"{mean:.1f} ± {sd:.1f}"
 
 
-def markdown(rows: dict[str, dict[str, tuple[float, float]]], tasks: list[str]) -> str:
-    """Table 2 layout: method | Avg. Success | one column per task."""
-    head = ["Method", "Avg. Success", *tasks]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for method, stats in rows.items():
-        cells = [cell(*stats[k]) for k in ["avg", *tasks]]
-        lines.append("| " + " | ".join([method, *cells]) + " |")
-    return "\n".join(lines)
+def table(head: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table."""
+    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+                      *("| " + " | ".join(r) + " |" for r in rows)])
+
+
+def markdown(rows: dict[str, dict[str, tuple[float, float]]], tasks: list[str],
+             sources: dict[str, str] | None = None) -> str:
+    """Table 2 layout: method | Avg. Success | one column per task, and with `sources` where each row's figures
+    come from and how many episodes they rest on."""
+    head = ["Method", "Avg. Success", *tasks, *(["from"] if sources else [])]
+    return table(head, [[method, *(cell(*stats[k]) for k in ["avg", *tasks]), *([sources[method]] if sources else [])]
+                        for method, stats in rows.items()])
 
 
 def write(repeats: list[list[EpisodeResult]], tasks: list[str], method: str, folder: Path
@@ -61,6 +66,7 @@ def write(repeats: list[list[EpisodeResult]], tasks: list[str], method: str, fol
     errors = error_counts([e for results in repeats for e in results])
     lost = ", ".join(f"{kind} {n}" for kind, n in errors.items()) or "none"
     (folder / "table.md").write_text(markdown({method: stats}, tasks) + f"\n\nEpisodes lost to errors: {lost}\n")
+    ran = {t: sum(e.task == t and not e.is_lost for results in repeats for e in results) for t in tasks}
     bar_chart({t: stats[t][0] for t in tasks}, folder / "table.png", f"{method}: success (%) over {len(repeats)} "
-              "evaluation(s)", "success %", errors={t: np.nan_to_num(stats[t][1]) for t in tasks})
+              "evaluation(s)", "success %", errors={t: np.nan_to_num(stats[t][1]) for t in tasks}, counts=ran)
     return stats, errors

@@ -13,6 +13,19 @@ def reads(default: str | None = None) -> Any:
     return dataclasses.field(default=default, metadata={"reads": True})
 
 
+def makes(default: str) -> Any:
+    """A config field naming a folder the run reads and makes when it is absent (demonstrations, a cache)."""
+    return dataclasses.field(default=default, metadata={"reads": True, "made": True})
+
+
+def made(cfg: Any, key: str) -> bool:
+    """Whether the field at dotted `key` is one the run makes when absent."""
+    *parents, name = key.split(".")
+    for part in parents:
+        cfg = getattr(cfg, part)
+    return bool(next(f for f in dataclasses.fields(cfg) if f.name == name).metadata.get("made"))
+
+
 def input_paths(node: Any, prefix: str = "") -> list[tuple[str, str]]:
     """(key, path) of every set `reads` field in a config tree, and `resume` when it names a checkpoint."""
     out = []
@@ -27,4 +40,5 @@ def input_paths(node: Any, prefix: str = "") -> list[tuple[str, str]]:
 
 
 def missing_inputs(cfg: Any) -> list[tuple[str, str]]:
-    return [(key, path) for key, path in input_paths(cfg) if not Path(path).exists()]
+    """The inputs that are neither there nor made by the run."""
+    return [(key, path) for key, path in input_paths(cfg) if not Path(path).exists() and not made(cfg, key)]

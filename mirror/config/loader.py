@@ -162,6 +162,8 @@ def _describe(err: OmegaConfBaseException, schema: DictConfig) -> str:
         close = difflib.get_close_matches(leaf, valid, n=1)
         hint = f" (did you mean '{parent + '.' if parent else ''}{close[0]}'?)" if close else ""
         return f"unknown key '{key}'{hint}"
+    if "is not a ListConfig" in msg:  # OmegaConf's words for a single value given to a list
+        msg = f"a list is expected, written in brackets: {key}=[a,b]"
     return f"bad value for '{key}': {msg}" if key else msg
 
 

@@ -148,7 +148,7 @@ class RunConfig:
 @dataclass
 class MirrorConfig:
     seed: int = 0
-    resume: str | None = None  # "auto" (newest checkpoint of the run) or a checkpoint path
+    resume: str | None = None  # "auto" (the checkpoint of the run's latest step) or a checkpoint path
     run: RunConfig = field(default_factory=RunConfig)
     data: DataConfig = field(default_factory=DataConfig)
     understanding: UnderstandingConfig = field(default_factory=UnderstandingConfig)

@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", metavar="FILE", help="success labels per training pair: probe both subsets")
     p.add_argument("--reference", action="append", default=[], metavar="NAME=FILE",
                    help="babyai: extra reference embeddings aligned to the run's missions.txt")
-    p.add_argument("--ckpt", help="babyai: checkpoint to probe (default: the run's newest)")
+    p.add_argument("--ckpt", help="babyai: checkpoint to probe (default: the latest step's)")
     p.add_argument("--epochs", type=int, default=30, help="epochs of training T_u and T_e")
     p.add_argument("--out", help="output folder (default: the run's probe/ folder or ./probe)")
 
@@ -183,12 +183,12 @@ def language(args: argparse.Namespace) -> None:
     """Agent instruction embeddings of a BabyAI run vs MiniLM, CLIP text, bag of words and given files."""
     from mirror.probe.language import agent_instruction_embeddings, compare, markdown, reference_spaces
     from mirror.training.checkpoint import load_module
-    from mirror.training.run import newest_checkpoint
+    from mirror.training.run import latest_checkpoint
 
     if len(args.overrides) != 1:
         raise ConfigError("usage: mirror probe babyai RUN_DIR [--ckpt CKPT] [--reference NAME=FILE ...]")
     run = Path(args.overrides[0])
-    ckpt = Path(args.ckpt) if args.ckpt else newest_checkpoint(run)
+    ckpt = Path(args.ckpt) if args.ckpt else latest_checkpoint(run)
     if ckpt is None:
         raise MirrorError(f"no checkpoint in {run}")
     files = {}

@@ -70,8 +70,10 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def tsne_plot(z_u: np.ndarray, z_e: np.ndarray, labels: np.ndarray, path: Path, seed: int = 0) -> Path:
-    """t-SNE of the aligned representations of both models: colour = instruction, marker = model."""
+def tsne_plot(z_u: np.ndarray, z_e: np.ndarray, labels: np.ndarray, path: Path, seed: int = 0,
+              names: list[str] | None = None) -> Path:
+    """t-SNE of the aligned representations of both models: colour = the positive key (e.g. the instruction,
+    named in a legend by `names`), marker = model."""
     from sklearn.manifold import TSNE
 
     points = np.concatenate([z_u, z_e])
@@ -80,4 +82,4 @@ def tsne_plot(z_u: np.ndarray, z_e: np.ndarray, labels: np.ndarray, path: Path, 
     colours = np.concatenate([labels, labels])
     markers = np.array(["o"] * len(z_u) + ["^"] * len(z_e))
     return scatter_2d(xy, colours, markers, path, "aligned representations (t-SNE)",
-                      {"o": "understanding (video)", "^": "execution (agent)"})
+                      {"o": "understanding (video)", "^": "execution (agent)"}, names)

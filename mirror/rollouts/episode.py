@@ -17,6 +17,7 @@ class EpisodeResult:
     error: str | None = None  # crash, timeout, exception, setup, or the simulator's failure kind
     detail: str = ""  # why, for an error
     seed: int = -1  # the scene the episode played (its environment seed, or the stored test demo), -1 unknown
+    instruction: str = ""  # what the policy was told
 
     @classmethod
     def lost(cls, task: str, index: int, kind: str, detail: str) -> EpisodeResult:

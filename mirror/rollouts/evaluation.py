@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import lightning as L
+import numpy as np
 import torch
 import torch.distributed as dist
 from lightning.pytorch.loggers import WandbLogger
@@ -105,7 +106,9 @@ def report(trainer: L.Trainer, values: dict[str, float], results: list[EpisodeRe
         writer.writeheader()
         writer.writerows(asdict(r) for r in sorted(results, key=lambda r: (r.task, r.index)))
     rates = {t: values[f"{prefix}/success/{t}"] for t in tasks if f"{prefix}/success/{t}" in values}
-    png = bar_chart(rates, folder / f"{name}.png", f"success rate (%), step {trainer.global_step}", "success %")
+    ran = {t: sum(r.task == t and not r.is_lost for r in results) for t in rates}
+    png = bar_chart(rates, folder / f"{name}.png", f"success rate (%), step {trainer.global_step}", "success %",
+                    counts=ran)
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger):
             rows = [[r.task, r.index, r.success, r.reward, r.length, r.error or "", r.detail] for r in results]
@@ -117,11 +120,13 @@ def report(trainer: L.Trainer, values: dict[str, float], results: list[EpisodeRe
 def save_videos(runner: RolloutRunner, folder: Path) -> dict[str, Path]:
     """Write the videos the runner filmed as MP4 into `folder` (named by task, seed and outcome) and forget
     them; returns the path of each task's first."""
-    from mirror.rollouts.video import video_name, write_video
+    from mirror.rollouts.video import captioned, video_name, write_video
 
     first: dict[str, Path] = {}
     for (task, _, _), (result, frames) in sorted(runner.videos.items()):
-        path = write_video(frames, folder / video_name(task, result.seed, result.success), runner.video_fps)
+        caption = f"{result.instruction or task}: {'success' if result.success else 'failure'}"
+        name = video_name(task, result.seed, result.success)
+        path = write_video(captioned(np.asarray(frames), caption), folder / name, runner.video_fps)
         first.setdefault(task, path)
     runner.videos.clear()
     return first

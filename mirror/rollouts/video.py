@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,28 @@ from mirror.errors import missing_extra
 
 def video_name(task: str, seed: int, success: bool) -> str:
     return f"{task}-seed{seed}-{'success' if success else 'failure'}.mp4"
+
+
+def captioned(frames: np.ndarray, caption: str, width: int = 256) -> np.ndarray:
+    """The frames, enlarged by a whole factor to at least `width` pixels across (nearest neighbour: nothing is
+    invented), under a band that reads `caption` (the instruction and the outcome), wrapped to fit."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    factor = max(1, -(-width // frames.shape[2]))
+    frames = frames.repeat(factor, axis=1).repeat(factor, axis=2)
+    width = frames.shape[2]
+    size = max(10, width // 20)
+    try:
+        font = ImageFont.load_default(size=size)
+    except TypeError:  # Pillow before 10.1: its small bitmap font
+        font = ImageFont.load_default()
+    lines = textwrap.wrap(caption, max(8, int(width / (0.55 * size)))) or [""]
+    band = Image.new("RGB", (width, (size + 4) * len(lines) + 6), "white")
+    draw = ImageDraw.Draw(band)
+    for i, line in enumerate(lines):
+        draw.text((4, 3 + i * (size + 4)), line, fill="black", font=font)
+    top = np.broadcast_to(np.asarray(band), (len(frames), *np.asarray(band).shape))
+    return np.concatenate([top, frames], axis=1)
 
 
 def write_video(frames: list[np.ndarray] | np.ndarray, path: Path, fps: int) -> Path:

@@ -4,6 +4,7 @@ builds, and loaded back into a MirrorModule with their config."""
 from __future__ import annotations
 
 import pickle
+import re
 import shutil
 import warnings
 import zipfile
@@ -57,6 +58,22 @@ def read_checkpoint(path: str | Path) -> dict:
     if not isinstance(data, dict) or not isinstance(data.get("state_dict"), dict):
         raise MirrorError(f"{path}: not a checkpoint written by `mirror train` (no state_dict)")
     return data
+
+
+def checkpoint_step(path: str | Path) -> int:
+    """The training step a checkpoint holds: from a `step<N>.ckpt` name, else read from the file (its tensors
+    memory-mapped, not loaded); -1 for a file that cannot be read. Never the file's time: a copied run keeps
+    its order."""
+    path = Path(path)
+    match = re.fullmatch(r"step(\d+)\.ckpt", path.name)
+    if match:
+        return int(match.group(1))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"])
+    except Exception:  # unreadable or foreign: resume=auto reports it when it gets there
+        return -1
 
 
 def check_fits(model: nn.Module, state: dict[str, torch.Tensor], path: str | Path, what: str = "weights") -> None:

@@ -26,7 +26,7 @@ from mirror.config import load_config
 from mirror.data.module import build_datamodule
 from mirror.errors import ConfigError, MirrorError
 from mirror.rollouts.evaluation import save_videos
-from mirror.training.checkpoint import load_module
+from mirror.training.checkpoint import checkpoint_step, load_module
 from mirror.training.logging import build_logger
 from mirror.training.module import MirrorModule
 from mirror.training.run import run_dir
@@ -42,6 +42,12 @@ class Rollouts:
     repeats: int | None = None
     twin: bool = False
     video: int = 0  # episodes per task filmed (in the first repeat)
+    reuse: bool = False  # keep an evaluation of the same checkpoint step with the same request
+
+    def request(self, overrides: Sequence[str]) -> dict:
+        """What was asked for, as `metrics.json` records it (the video aside: it changes no figure)."""
+        return {"tasks": self.tasks or ["all"], "episodes": self.episodes, "repeats": self.repeats,
+                "twin": self.twin, "overrides": list(overrides)}
 
 
 def validate(cfg, datamodule, module) -> dict[str, float]:
@@ -84,12 +90,27 @@ def run_of(ckpt: Path) -> Path:
     return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
 
 
+def eval_folder(run: Path, name: str, twin: bool) -> Path:
+    """Where the evaluation of checkpoint `name` (or `zero_shot`) goes in the run."""
+    return run / "eval" / (f"{name}_twin" if twin else name)
+
+
 def evaluate(ckpt: str | Path | None, overrides: Sequence[str] = (), config: str | Path | None = None,
              plan: Rollouts | None = None) -> tuple[dict, Path]:
     """Evaluate a checkpoint, or with `config` alone the (pretrained) models it builds: validation metrics,
     held-out recognition of the test clips, and rollouts on the test scenes."""
+    plan = plan or Rollouts()
+    asked = plan.request(overrides)
+    step = None
     if ckpt is not None:
         ckpt = Path(ckpt)
+        step = checkpoint_step(ckpt)
+        done = eval_folder(run_of(ckpt), ckpt.stem, plan.twin) / "metrics.json"
+        if plan.reuse and done.is_file():
+            before = json.loads(done.read_text())
+            if before.get("step") == step >= 0 and before.get("request") == asked:
+                print(f"{done.parent}: an evaluation of step {step} with the same request, kept (--reuse)")
+                return before, done.parent
         cfg, datamodule, module = load_module(ckpt, overrides)
         run, name = run_of(ckpt), ckpt.stem
     elif config is not None:
@@ -99,17 +120,17 @@ def evaluate(ckpt: str | Path | None, overrides: Sequence[str] = (), config: str
         run, name = run_dir(cfg), "zero_shot"
     else:
         raise ConfigError("give --ckpt CKPT, or an experiment config to evaluate its models zero-shot")
-    plan = plan or Rollouts()
     d = cfg.data
     episodes = plan.episodes if plan.episodes is not None else getattr(d, "test_episodes", None)
     repeats = plan.repeats if plan.repeats is not None else getattr(d, "test_repeats", 1)
-    out = run / "eval" / (f"{name}_twin" if plan.twin else name)
+    out = eval_folder(run, name, plan.twin)
     module.eval()
     runner = datamodule.rollout_runner() if module.execution is not None else None
     rolls = runner is not None and repeats > 0 and (episodes is None or episodes > 0)
     if rolls:
         choose_tasks(runner, plan, datamodule)
-    report: dict = {"checkpoint": str(ckpt) if ckpt else None, "metrics": validate(cfg, datamodule, module)}
+    report: dict = {"checkpoint": str(ckpt) if ckpt else None, "step": step, "request": asked,
+                    "metrics": validate(cfg, datamodule, module)}
     if module.understanding is not None and hasattr(datamodule, "clips") and not plan.twin:
         report["metrics"].update(recognition(module.understanding, datamodule, "test", out))
     if rolls:
@@ -119,6 +140,8 @@ def evaluate(ckpt: str | Path | None, overrides: Sequence[str] = (), config: str
         stats, report["errors"] = tables.write(results, runner.tasks, cfg.run.name, out)
         report["success"] = {task: {"mean": m, "std": None if np.isnan(s) else s} for task, (m, s) in stats.items()}
         report["repeats"] = len(results)
+        report["episodes"] = len(results[0]) // max(1, len(runner.tasks)) if results else 0
+        report["tasks"] = list(runner.tasks)
         if hasattr(datamodule, "scene_novelty"):
             report["scene_novelty"] = datamodule.scene_novelty([e for repeat in results for e in repeat])
         log_to_wandb(cfg, run, out, stats, videos)

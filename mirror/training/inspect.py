@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from mirror.config import load_config, to_dict
-from mirror.config.inputs import input_paths, missing_inputs
+from mirror.config.inputs import input_paths, made, missing_inputs
 from mirror.config.loader import NO_MODEL
 from mirror.errors import ConfigError
 
@@ -53,7 +53,8 @@ def describe(config: str | Path, overrides: Sequence[str] = ()) -> str:
               for kind, name, total, trainable in branch_sizes(cfg)]
     lines += ["(sizes that depend on the data's instructions, such as a vocabulary, are counted for one per task)",
               "", "files the run reads:"]
-    lines += [f"  {key} = {path}" for key, path in input_paths(cfg)] or ["  none"]
+    lines += [f"  {key} = {path}" + (" (made when absent)" if made(cfg, key) and not Path(path).exists() else "")
+              for key, path in input_paths(cfg)] or ["  none"]
     missing = missing_inputs(cfg)
     if missing:
         print("\n".join(lines))

@@ -114,11 +114,14 @@ def build_logger(cfg: MirrorConfig, run_dir: Path, resume_step: int | None = Non
     if cfg.logger == LoggerKind.csv:
         return RunCSVLogger(run_dir, resume_step)
     w = cfg.wandb
+    # W&B's own console messages (a dozen lines a run) off unless the user set WANDB_SILENT: where the run goes
+    # is said in one line of ours
+    os.environ.setdefault("WANDB_SILENT", "true")
     offline = w.mode == WandbMode.offline or (w.mode == WandbMode.auto and not wandb_key_configured())
     if offline and w.mode == WandbMode.auto:
         rank_zero_info(f"W&B offline: no API key for {wandb_host(wandb_base_url())} (set WANDB_API_KEY or run "
                        f"`wandb login`); upload later with `wandb sync {run_dir}/wandb/offline-run-*`")
-    return WandbLogger(
+    logger = WandbLogger(
         project=w.project,
         entity=w.entity,
         name=cfg.run.name,
@@ -130,3 +133,6 @@ def build_logger(cfg: MirrorConfig, run_dir: Path, resume_step: int | None = Non
         notes=w.notes,
         resume="allow",
     )
+    logger._wandb_init.pop("anonymous", None)  # Lightning always passes it; W&B warns that it has no effect
+    return logger
+

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from collections.abc import Callable, Iterable
 
 import torch
@@ -91,13 +92,19 @@ def make_optimizer(groups: list[dict], spec: OptimizerConfig) -> torch.optim.Opt
 
 def bitsandbytes_lamb() -> type[torch.optim.Optimizer]:
     """bitsandbytes' LAMB class (ARP's optimiser): Adam steps capped per tensor at ||p|| (a tensor at 0 stays
-    at 0), decoupled weight decay. Imported on first use; its CPU backend's note about an optional 4-bit
-    kernel hub is silenced (nothing is fetched)."""
+    at 0), decoupled weight decay. Imported on first use without its CPU backend's lookup of an optional 4-bit
+    kernel on the Hugging Face hub (LAMB uses none): `kernels` is withheld while bitsandbytes loads."""
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    withheld = "kernels" not in sys.modules
+    if withheld:
+        sys.modules["kernels"] = None  # `from kernels import get_kernel` raises ImportError: no hub lookup
     try:
         import bitsandbytes
     except ModuleNotFoundError:
         raise missing_extra("bitsandbytes", "arp", "The optimizer 'lamb'") from None
+    finally:
+        if withheld:
+            del sys.modules["kernels"]
     return bitsandbytes.optim.LAMB
 
 

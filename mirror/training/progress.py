@@ -106,8 +106,16 @@ class LogLines(ProgressBar):
             return
         bar = trainer.progress_bar_metrics
         shown = {k: v for k, v in trainer.callback_metrics.items() if k not in bar and not k.startswith(("lr-", "lr/"))}
-        values = " | ".join(f"{k} {_number(v)}" for k, v in sorted(shown.items()))
+        spec = getattr(getattr(trainer, "datamodule", None), "spec", None)
+        tasks = set(spec.tasks) if spec is not None else set()
+        success = {k.rsplit("/", 1)[1]: v for k, v in sorted(shown.items()) if k.startswith("rollout/success/")}
+        overall = {k: v for k, v in shown.items() if k.rsplit("/", 1)[-1] not in tasks  # per task: CSV and W&B
+                   and not (k.startswith("rollout/errors_by_kind/") and float(v) == 0)}
+        values = " | ".join(f"{k} {_number(v)}" for k, v in sorted(overall.items()))
         print(f"validation at step {trainer.global_step} ({took:.1f} s) | {values}", flush=True)
+        if len(success) > 1:
+            print("  rollout success per task (%): " + ", ".join(f"{t} {float(v):.0f}" for t, v in success.items()),
+                  flush=True)
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if self._enabled:

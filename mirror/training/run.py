@@ -7,6 +7,7 @@ and a non-zero exit, so that the same command continues the run.
 
 from __future__ import annotations
 
+import csv
 import signal
 import warnings
 from collections.abc import Sequence
@@ -17,15 +18,17 @@ import lightning as L
 import torch
 import yaml
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from mirror.config import MirrorConfig, save_config, to_dict
 from mirror.data.module import build_datamodule
 from mirror.errors import ConfigError, MirrorError
+from mirror.plots import training_curves
 from mirror.rollouts.evaluation import RolloutEvaluation
-from mirror.training.checkpoint import check_fits, read_checkpoint
-from mirror.training.logging import build_logger
+from mirror.training.checkpoint import check_fits, checkpoint_step, read_checkpoint
+from mirror.training.logging import RunCSVLogger, build_logger
 from mirror.training.module import MirrorModule, NonFiniteLossError
 from mirror.training.phases import PhaseTimes
 from mirror.training.trainer import build_trainer, cpu_threads, save_step
@@ -45,22 +48,24 @@ def run_dir(cfg: MirrorConfig) -> Path:
 
 def checkpoints(directory: Path) -> list[Path]:
     """A run's checkpoints to resume from (periodic, last, SLURM's pre-requeue save; not the best-so-far), the
-    most recently written first."""
+    latest training step first (by the step each holds, not by file time)."""
     found = [p for p in (directory / "checkpoints").glob("*.ckpt") if p.name != "best.ckpt"]
     found += list(directory.glob("hpc_ckpt_*.ckpt"))
-    return sorted(found, key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    return sorted(sorted(found), key=checkpoint_step, reverse=True)
 
 
-def newest_checkpoint(directory: Path) -> Path | None:
+def latest_checkpoint(directory: Path) -> Path | None:
     found = checkpoints(directory)
     return found[0] if found else None
 
 
 def resume_checkpoint(cfg: MirrorConfig, directory: Path) -> tuple[Path, dict] | None:
-    """The checkpoint to continue from (path and contents), per `resume`; an unreadable newest checkpoint of
+    """The checkpoint to continue from (path and contents), per `resume`; an unreadable checkpoint of
     `resume=auto` is skipped with a warning; refuses to overwrite a run that was not asked to resume."""
     if cfg.resume == "auto":
-        for path in checkpoints(directory):
+        found = checkpoints(directory)
+        readable = [p for p in found if checkpoint_step(p) >= 0]
+        for path in [p for p in found if p not in readable] + readable:  # say why each bad one is passed over
             try:
                 return path, read_checkpoint(path)
             except MirrorError as err:
@@ -147,6 +152,16 @@ def report_phases(phases: PhaseTimes, directory: Path, trainer: L.Trainer) -> No
         print(table, flush=True)
 
 
+@rank_zero_only
+def draw_curves(directory: Path, tasks: list[str]) -> None:
+    """`<run>/plots/curves.png` from the run's CSV log (all its starts), when it has one."""
+    log = directory / "csv" / "metrics.csv"
+    if log.is_file():
+        with open(log, newline="") as f:
+            rows = list(csv.DictReader(f))
+        training_curves(rows, directory / "plots" / "curves.png", directory.name, set(tasks))
+
+
 def train(cfg: MirrorConfig, callbacks: Sequence[Callback] = ()) -> Path:
     """Train U and E jointly as configured; returns the run directory with config, checkpoints and logs."""
     phases = PhaseTimes()
@@ -166,6 +181,8 @@ def train(cfg: MirrorConfig, callbacks: Sequence[Callback] = ()) -> Path:
         check_fits(module, resume[1]["state_dict"], resume[0])
     directory.mkdir(parents=True, exist_ok=True)
     logger = build_logger(cfg, directory, resume[1].get("global_step") if resume else None)
+    if isinstance(logger, WandbLogger):  # the CSV log too, for the learning curves drawn at the end
+        logger = [logger, RunCSVLogger(directory, resume[1].get("global_step") if resume else None)]
     start, interruption = RunStart(cfg, directory), Interruption()
     brought = datamodule.callbacks()
     rolls = any(isinstance(c, RolloutEvaluation) for c in brought)
@@ -180,6 +197,7 @@ def train(cfg: MirrorConfig, callbacks: Sequence[Callback] = ()) -> Path:
         try:
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
             report_phases(phases, directory, trainer)
+            draw_curves(directory, datamodule.spec.tasks)
         except SIGTERMException:
             report_phases(phases, directory, trainer)
             signum = signal.SIGINT if sigint else signal.SIGTERM

@@ -90,7 +90,8 @@ BEST = "rollout/success"  # what `checkpoints/best.ckpt` is chosen by, when the 
 
 
 def build_trainer(
-    cfg: MirrorConfig, run_dir: Path, logger: Logger | bool, callbacks: Sequence[Callback] = (), best: bool = False
+    cfg: MirrorConfig, run_dir: Path, logger: Logger | list[Logger] | bool, callbacks: Sequence[Callback] = (),
+    best: bool = False
 ) -> L.Trainer:
     """The run's trainer; with `best`, `checkpoints/best.ckpt` also keeps the step with the highest `BEST`."""
     t = cfg.trainer

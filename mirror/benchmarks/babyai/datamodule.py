@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 
 from mirror.benchmarks.babyai.demos import DemoSet, ensure_demos
 from mirror.config import DataConfig, MirrorConfig, Positives
+from mirror.config.inputs import makes
 from mirror.data.module import MirrorDataModule
 from mirror.data.paths import writable_folder
 from mirror.data.sampling import Draw
@@ -31,7 +32,7 @@ class BabyAIDataConfig(DataConfig):
     levels: list[str] = field(default_factory=lambda: ["GoToLocal"])
     episodes: int = 5000  # training demonstrations per level
     val_episodes: int = 500  # held-out demonstrations per level
-    root: str = "data/babyai"
+    root: str = makes("data/babyai")
     demo_seed: int = 0
     demo_workers: int = 2
     tile: int = 8  # pixels per cell of the point-of-view frames (8: 56 x 56)

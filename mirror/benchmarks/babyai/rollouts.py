@@ -21,6 +21,7 @@ from mirror.rollouts.workers import JobError, RolloutPool
 
 EPISODES_PER_JOB = 25
 VIDEO_TILE = 16  # pixels per grid cell in rollout videos
+FILM_POOL = 20  # the filmed episodes are chosen among this many first ones
 
 
 def load_policy(payload: bytes) -> torch.nn.Module:
@@ -38,7 +39,8 @@ def run_episodes(model: torch.nn.Module, job: tuple):
     envs = [babyai.make(level) for level in levels]
     obs = [babyai.reset(env, seed) for env, seed in zip(envs, seeds, strict=True)]
     films = {i: [envs[i].unwrapped.get_frame(tile_size=VIDEO_TILE)] for i in filmed}
-    tokens = model.tokenize([o["mission"] for o in obs])
+    missions = [o["mission"] for o in obs]
+    tokens = model.tokenize(missions)
     done = np.zeros(len(envs), dtype=bool)
     success = np.zeros(len(envs), dtype=bool)
     reward = np.zeros(len(envs))
@@ -60,7 +62,8 @@ def run_episodes(model: torch.nn.Module, job: tuple):
     for env in envs:
         env.close()
     results = [
-        EpisodeResult(level, index, bool(success[i]), float(reward[i]), int(length[i]), seed=seed)
+        EpisodeResult(level, index, bool(success[i]), float(reward[i]), int(length[i]), seed=seed,
+                      instruction=missions[i])
         for i, (level, index, seed) in enumerate(zip(levels, indices, seeds, strict=True))
     ]
     return (results, {i: np.stack(f) for i, f in films.items()}) if films else results
@@ -78,6 +81,17 @@ class BabyAIRollouts:
         self.split, self.twin, self.video = "rollout", False, 0
         self.videos: dict[tuple[str, int, int], tuple[EpisodeResult, np.ndarray]] = {}
         self.pool: RolloutPool | None = None
+        self._longest: dict[tuple[str, str], list[int]] = {}
+
+    def filmed(self, level: str, available: int) -> set[int]:
+        """The episodes filmed in repeat 0: of the first FILM_POOL (and `available`), the `video` whose expert
+        needs the most steps, so that a video shows the agent finding its target, not a target one step away."""
+        key = (level, self.split, min(FILM_POOL, available))
+        if key not in self._longest:
+            seeds = [episode_seed(self.cfg.data.demo_seed, self.split, i) for i in range(key[2])]
+            steps = [len(babyai.expert_episode(level, s, tile=1).actions) for s in seeds]
+            self._longest[key] = sorted(range(key[2]), key=lambda i: -steps[i])
+        return set(self._longest[key][: self.video])
 
     def episodes(self, final: bool, count: int | None = None) -> list[tuple[str, int]]:
         d = self.cfg.data
@@ -90,10 +104,12 @@ class BabyAIRollouts:
         if self.pool is None:
             self.pool = RolloutPool(self.cfg.data.rollout_workers, load_policy, run_episodes)
         seed = self.cfg.data.demo_seed
+        count = {lvl: 1 + max(i for level, i in episodes if level == lvl) for lvl, _ in episodes}
+        film = {lvl: self.filmed(lvl, n) for lvl, n in count.items()} if repeat == 0 and self.video else {}
         jobs = []
         for start in range(0, len(episodes), EPISODES_PER_JOB):
             chunk = episodes[start : start + EPISODES_PER_JOB]
-            filmed = [k for k, (_, i) in enumerate(chunk) if repeat == 0 and i < self.video]
+            filmed = [k for k, (lvl, i) in enumerate(chunk) if i in film.get(lvl, ())]
             jobs.append(([lvl for lvl, _ in chunk], [i for _, i in chunk],
                          [episode_seed(seed, self.split, i) for _, i in chunk], self.cfg.data.rollout_greedy, repeat,
                          filmed))

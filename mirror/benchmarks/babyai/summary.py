@@ -67,9 +67,11 @@ class BabyAISummary(L.Callback):
         images = {}
         if module.alignment is not None:
             feats = extract(module, datamodule.feature_loader("val"), "aligned features")
-            labels = feats[f"key_{module.cfg.align.positives.value}"].numpy()
+            positives = module.cfg.align.positives.value
+            labels = feats[f"key_{positives}"].numpy()
+            names = {"instruction": spec.instructions, "task": spec.tasks}.get(positives)
             tsne = folder / "plots" / "tsne.png"
-            images["tsne"] = tsne_plot(feats["z_u"].numpy(), feats["z_e"].numpy(), labels, tsne)
+            images["tsne"] = tsne_plot(feats["z_u"].numpy(), feats["z_e"].numpy(), labels, tsne, names=names)
         table = summary_table(rows)
         text = f"## Summary (step {trainer.global_step})\n\n{table}\n"
         if probe_rows:

@@ -20,6 +20,7 @@ from mirror.benchmarks.metaworld.demos import Request, generate
 from mirror.benchmarks.metaworld.scene import CAMERAS, MT10, check_tasks
 from mirror.benchmarks.metaworld.tasks import task_text, variations
 from mirror.config import MirrorConfig
+from mirror.config.inputs import makes
 from mirror.data.keyframes.cache import CacheStore
 from mirror.data.keyframes.datamodule import KeyframeData, KeyframeDataConfig
 from mirror.data.paths import writable_folder
@@ -31,7 +32,7 @@ class MetaWorldDataConfig(KeyframeDataConfig):
     tasks: list[str] = field(default_factory=lambda: list(MT10))
     episodes: int = 20  # training demonstrations per task
     val_episodes: int = 5
-    cache: str = "data/metaworld"  # the demonstrations themselves (`mirror demos metaworld --out`)
+    cache: str = makes("data/metaworld")  # the demonstrations themselves (`mirror demos metaworld --out`)
     demo_seed: int = 0  # base of the episode seeds (training, validation, rollout and test ranges are disjoint)
     demo_workers: int = 2
     image_size: int = 128  # camera images (square), in the demonstrations and in rollouts

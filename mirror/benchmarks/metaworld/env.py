@@ -89,7 +89,8 @@ class MetaWorldEnv:
             action = policy(scene.inputs(), instruction)
             move_to(scene, action[:3], bool(action[7] >= 0.5), film if video else None)
             keyframes += 1
-        return EpisodeResult(task, index, scene.success, float(scene.success), keyframes, seed=seed)
+        return EpisodeResult(task, index, scene.success, float(scene.success), keyframes, seed=seed,
+                             instruction=instruction)
 
     def close(self) -> None:
         for scene in self.scenes.values():

@@ -15,7 +15,7 @@ from filelock import FileLock
 from mirror.benchmarks.rlbench.format import TASKS, episode_indices, episodes_folder
 from mirror.benchmarks.rlbench.store import RawStore, build_cache
 from mirror.config import MirrorConfig
-from mirror.config.inputs import reads
+from mirror.config.inputs import makes, reads
 from mirror.data.keyframes.cache import CacheStore, EpisodeKey, cache_folder
 from mirror.data.keyframes.datamodule import KeyframeData, KeyframeDataConfig
 from mirror.data.paths import writable_folder
@@ -27,7 +27,7 @@ class RLBenchDataConfig(KeyframeDataConfig):
     root: str = reads("data/rlbench/train")
     val_root: str | None = reads()  # None: validation episodes come after the training ones in `root`
     tasks: list[str] = field(default_factory=lambda: list(TASKS))
-    cache: str = "data/cache/rlbench"
+    cache: str = makes("data/cache/rlbench")  # built from `root` when absent or stale
     use_cache: bool = True  # False reads PNGs directly (slow)
     cache_workers: int = 2
     skip_bad: bool = False  # skip unreadable episodes with a warning instead of failing

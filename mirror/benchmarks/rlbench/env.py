@@ -133,12 +133,13 @@ class RLBenchEnv:
                 kind = error_kind(err)
                 if kind is None:
                     raise
-                return EpisodeResult(name, index, False, 0.0, steps, kind, seed=index)
+                return EpisodeResult(name, index, False, 0.0, steps, kind, seed=index,
+                                     instruction=descriptions[0])
             if video:
                 self.frames.append(obs.front_rgb)
             if reward >= 1 or terminate:
                 break
-        return EpisodeResult(name, index, reward >= 1, float(reward), steps, seed=index)
+        return EpisodeResult(name, index, reward >= 1, float(reward), steps, seed=index, instruction=descriptions[0])
 
     def close(self) -> None:
         self.env.shutdown()

@@ -20,6 +20,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import Dataset
 
 from mirror.config import DataConfig, MirrorConfig
+from mirror.config.inputs import makes
 from mirror.data.keyframes.samples import KeyframeSamples
 from mirror.data.module import MirrorDataModule
 from mirror.errors import ConfigError
@@ -38,7 +39,7 @@ class KeyframeDataConfig(DataConfig):
     tasks: list[str] = field(default_factory=list)
     episodes: int = 100  # training episodes per task
     val_episodes: int = 25  # validation episodes per task
-    cache: str = "data/cache"
+    cache: str = makes("data/cache")
     clip_frames: int = 8
     clip_pool: int = 32  # front frames kept per episode in the cache, clips are sampled among them
     clip_span: float = 1.0  # U's clips come from this first fraction of each episode

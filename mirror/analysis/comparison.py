@@ -1,0 +1,115 @@
+"""Two groups of runs compared with the training run as the unit: each run's success on the test scenes and
+recognition of the test clips, per task and averaged over tasks (`stats.compare_groups`), with the power of
+the design; the Markdown section and the difference charts of `mirror report --compare`."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mirror.analysis.runs import Item, RunRecord, recognition
+from mirror.analysis.stats import ALPHA, POWER, RunTest, TaskTest, compare_groups, detectable, runs_needed
+from mirror.analysis.tables import table
+from mirror.errors import MirrorError
+from mirror.plots import difference_chart
+
+
+def task_means(items: dict[Item, float]) -> dict[str, float]:
+    """Per task, the mean (%) of a run's items (test scenes or clips)."""
+    values: dict[str, list[float]] = defaultdict(list)
+    for (task, _), v in items.items():
+        values[task].append(v)
+    return {task: 100 * float(np.mean(v)) for task, v in values.items()}
+
+
+def run_values(record: RunRecord, measure: str) -> dict[str, float]:
+    """One run's value per task for a measure: from its test scenes or clips, else from its table."""
+    if measure == "success (%)":
+        return task_means(record.scenes) if record.scenes else {t: m for t, (m, _) in record.success.items()
+                                                                if t != "avg"}
+    return task_means(record.clips) if record.clips else {t: v for t, v in recognition(record).items() if t != "avg"}
+
+
+def by_seed(runs: list[RunRecord], measure: str) -> dict:
+    """Each run's values keyed by its seed (by its position where seeds are missing or repeated)."""
+    seeds = [r.config.get("seed") for r in runs]
+    keys = seeds if None not in seeds and len(set(seeds)) == len(seeds) else [f"run{i}" for i in range(len(runs))]
+    return {k: v for k, r in zip(keys, runs, strict=True) if (v := run_values(r, measure))}
+
+
+@dataclass
+class Comparison:
+    measure: str
+    rows: list[TaskTest]
+
+
+def compare(a: list[RunRecord], b: list[RunRecord]) -> list[Comparison]:
+    """Success and recognition of two groups, over their runs (see `stats.compare_groups`)."""
+    out = []
+    for measure in ("success (%)", "recognition top-1 (%)"):
+        left, right = by_seed(a, measure), by_seed(b, measure)
+        if len(left) >= 2 and len(right) >= 2 and (rows := compare_groups(left, right)):
+            out.append(Comparison(measure, rows))
+    return out
+
+
+def power_note(measure: str, test: RunTest) -> str:
+    """What the design can detect: the difference found with 80% power at the observed spread between runs,
+    and the seeds a difference of 2 and of 5 points would need."""
+    n = min(test.n_a, test.n_b)
+    spread = "the per-seed differences" if test.paired else "the runs (both groups)"
+    smallest = detectable(test.sd, n, test.paired)
+    if not np.isfinite(smallest):
+        return f"{measure}: no spread between runs was observed, so the design's power cannot be estimated."
+    need = [runs_needed(d, test.sd, test.paired) for d in (2.0, 5.0)]
+    n2, n5 = (str(k) if k else "more than 1000" for k in need)
+    return (f"{measure}, mean over tasks: with {n} runs per group and the observed spread of {spread} "
+            f"(sd {test.sd:.1f} points), a difference of {smallest:.1f} points is found with {POWER:.0%} power "
+            f"(two-sided t, alpha {ALPHA:g}); a difference of 2 points would need {n2} runs per group, one of 5 "
+            f"points {n5}.")
+
+
+def _p(value: float) -> str:
+    return "n/a (no spread)" if np.isnan(value) else f"{value:.3g}"
+
+
+def comparison_section(name_a: str, name_b: str, a: list[RunRecord], b: list[RunRecord], out: Path) -> str:
+    comparisons = compare(a, b)
+    if not comparisons:
+        raise MirrorError(f"--compare {name_a} {name_b}: each group needs at least 2 runs with evaluated success "
+                          "or recognition (run `mirror eval` on each run's checkpoint, with the same data)")
+    first = comparisons[0].rows[0].test
+    seeds = ", ".join(map(str, sorted(by_seed(a, comparisons[0].measure), key=str)))
+    how = (f"paired by seed (seeds {seeds} in both groups; the pairing assumes a seed gives both groups the same "
+           "data and test scenes)" if first.paired else
+           f"by Welch's t over runs ({first.n_a} against {first.n_b} runs; the groups' seeds differ, so they are not "
+           "paired)")
+    head = ["measure", "task", name_a, name_b, f"{name_a} - {name_b} [95% CI]", "p", "p (Holm)", "runs"]
+    lines = []
+    for c in comparisons:
+        for row in c.rows:
+            t = row.test
+            lines.append([c.measure, row.task, f"{t.mean_a:.1f}", f"{t.mean_b:.1f}",
+                          f"{t.diff.mean:+.1f} [{t.diff.lo:+.1f}, {t.diff.hi:+.1f}]", _p(t.p),
+                          "" if row.p_holm is None else _p(row.p_holm), f"{t.n_a} / {t.n_b}"])
+    tasks = len(comparisons[0].rows) - 1
+    parts = [f"## {name_a} against {name_b}",
+             "The unit is the training run: each run's success on the test scenes (recognition of the test clips) "
+             f"per task and its mean over tasks, compared {how}. p (Holm): the per-task p-values adjusted over the "
+             f"{tasks} tasks by Holm's method (the chance of any false positive among them at most alpha, whatever "
+             "their dependence).",
+             table(head, lines)]
+    dropped = {name: sum(r.lost for r in runs) for name, runs in ((name_a, a), (name_b, b))}
+    if any(dropped.values()):
+        parts.append("Test episodes lost to errors, left out of the rates: "
+                     + ", ".join(f"{name} {n}" for name, n in dropped.items()) + ".")
+    parts += [power_note(c.measure, c.rows[0].test) for c in comparisons]
+    for c in comparisons:
+        chosen = {row.task: row.test.diff for row in c.rows}
+        slug = re.sub(r"[^a-z0-9]+", "_", f"{name_a}_vs_{name_b}_{c.measure.split(' ')[0]}".lower())
+        difference_chart(chosen, out / f"{slug}.png", f"{name_a} - {name_b}: {c.measure}, 95% CI over runs")
+    return "\n\n".join(parts) + "\n"
