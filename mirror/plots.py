@@ -124,10 +124,11 @@ def difference_chart(differences: dict, path: Path, title: str) -> Path:
     colours = ["#55A868" if m > 0 else "#C44E52" for m in means]
     ax.bar(range(len(names)), means, yerr=np.nan_to_num(np.stack([lo, hi])), capsize=3, color=colours)
     ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(range(len(names)), names, rotation=45 if len(names) > 4 else 0, ha="right" if len(names) > 4
-                  else "center")
+    labels = [f"{n}\n{m:+.1f}" for n, m in zip(names, means, strict=True)]
+    tilt = len(names) > 4
+    ax.set_xticks(range(len(names)), labels, rotation=45 if tilt else 0, ha="right" if tilt else "center")
     ax.set_ylabel("difference")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

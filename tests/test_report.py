@@ -247,3 +247,10 @@ def test_report_takes_the_full_evaluation_of_the_latest_step_whatever_the_file_t
     shutil.rmtree(run / "eval")
     os.utime(run / "validation" / "step0000500.json", ns=(10**18, 10**18))
     assert "mw-a-seed0/validation/step0001000.json (validation rollouts" in table2(run)
+
+
+def test_the_tsne_colours_tell_36_missions_apart():
+    from mirror.plots import palette
+
+    colours = palette(36)
+    assert len(colours) == 36 and len(set(colours)) == 36  # tab20 alone repeats after 20

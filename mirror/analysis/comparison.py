@@ -111,5 +111,6 @@ def comparison_section(name_a: str, name_b: str, a: list[RunRecord], b: list[Run
     for c in comparisons:
         chosen = {row.task: row.test.diff for row in c.rows}
         slug = re.sub(r"[^a-z0-9]+", "_", f"{name_a}_vs_{name_b}_{c.measure.split(' ')[0]}".lower())
-        difference_chart(chosen, out / f"{slug}.png", f"{name_a} - {name_b}: {c.measure}, 95% CI over runs")
+        runs = f"{c.rows[0].test.n_a} + {c.rows[0].test.n_b}"
+        difference_chart(chosen, out / f"{slug}.png", f"{name_a} - {name_b}: {c.measure}\n95% CI over {runs} runs")
     return "\n\n".join(parts) + "\n"
