@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -254,3 +255,18 @@ def test_the_tsne_colours_tell_36_missions_apart():
 
     colours = palette(36)
     assert len(colours) == 36 and len(set(colours)) == 36  # tab20 alone repeats after 20
+
+
+def test_runs_without_seeds_are_compared_unpaired_never_by_position():
+    from mirror.analysis.comparison import compare
+    from mirror.analysis.runs import RunRecord
+
+    def runs(group: str, rates: list[float], seeded: bool) -> list:
+        return [RunRecord(Path(f"{group}{i}"), f"{group}-run{i}", {"seed": i} if seeded else {},
+                          success={"push-v3": (v, np.nan), "reach-v3": (v, np.nan)}) for i, v in enumerate(rates)]
+
+    a, b = [41.0, 47.0, 52.0], [40.0, 45.0, 48.0]
+    unseeded = compare(runs("a", a, False), runs("b", b, False))[0].rows[0].test
+    assert not unseeded.paired and unseeded.p == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    seeded = compare(runs("a", a, True), runs("b", b, True))[0].rows[0].test
+    assert seeded.paired and seeded.p == pytest.approx(stats.ttest_rel(a, b).pvalue)

@@ -35,9 +35,10 @@ def run_values(record: RunRecord, measure: str) -> dict[str, float]:
 
 
 def by_seed(runs: list[RunRecord], measure: str) -> dict:
-    """Each run's values keyed by its seed (by its position where seeds are missing or repeated)."""
+    """Each run's values keyed by its seed; by its own name where seeds are missing or repeated, so that such
+    runs are never paired (by position or otherwise) with another group's."""
     seeds = [r.config.get("seed") for r in runs]
-    keys = seeds if None not in seeds and len(set(seeds)) == len(seeds) else [f"run{i}" for i in range(len(runs))]
+    keys = seeds if None not in seeds and len(set(seeds)) == len(seeds) else [r.name for r in runs]
     return {k: v for k, r in zip(keys, runs, strict=True) if (v := run_values(r, measure))}
 
 
