@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 import re
 
 import imageio.v3 as iio
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from mirror.benchmarks.babyai import env as babyai
+from mirror.benchmarks.babyai.datamodule import BabyAIData
 from mirror.benchmarks.babyai.demos import DemoSet, ensure_demos, generate
 from mirror.config import load_config
 from mirror.data.seeds import episode_seed
@@ -102,7 +104,7 @@ def test_tiny_joint_run_produces_metrics_plots_and_checkpoint(tmp_path):
     assert "| P@15 vs MiniLM" in (run / "summary.md").read_text()
 
 
-def test_the_readme_python_example_runs_on_a_trained_run_without_its_data(tmp_path, monkeypatch):
+def test_the_readme_python_example_runs_on_a_trained_run_without_its_data(cli, tmp_path, monkeypatch):
     """`mirror.load` needs no data module (no demos are read or made); `MirrorModule.load_from_checkpoint` works."""
     cfg = load_config(ROOT / "configs/babyai/mirror.yaml",
                       TINY + [f"data.root={tmp_path / 'demos'}", f"run.root={tmp_path}", "run.name=tiny",
@@ -147,5 +149,28 @@ def test_the_readme_python_example_runs_on_a_trained_run_without_its_data(tmp_pa
     module = MirrorModule.load_from_checkpoint(path, map_location="cpu")
     assert module.cfg == trained.config and module.spec == trained.spec
     assert not module.training and not any(m.training for m in module.modules())  # ViCLIP's masking is off
+    monkeypatch.undo()  # `mirror eval` builds the data: U's recognition of clips on the test layouts
+    code, _, err = cli("eval", "--ckpt", str(path), "--episodes", "2", "data.test_episodes=4")
+    metrics = json.loads((path.parent.parent / "eval" / "last" / "metrics.json").read_text())["metrics"]
+    assert code == 0 and 0 <= metrics["recognition/instruction@1"] <= 1 and "recognition/instruction@0.25" in metrics
     state = trained.module.state_dict()
     assert all(torch.equal(v, state[k]) for k, v in module.state_dict().items())
+
+
+def test_test_clips_are_expert_episodes_of_the_test_layouts_from_their_first_span(tmp_path):
+    """U's held-out recognition on BabyAI: clips of expert episodes on the test layouts (the seeds of `mirror
+    eval`'s rollouts), never on training or validation ones; each from the first `span` of its episode."""
+    cfg = load_config(ROOT / "configs/babyai/mirror.yaml", TINY + [f"data.root={tmp_path / 'demos'}",
+                                                                   "data.test_episodes=4"])
+    data = BabyAIData(cfg)
+    videos, labels, levels = data.clips("test", 0.25)
+    demos = data.test_sets()[0]
+    assert sorted(demos.seeds) == sorted(episode_seed(0, "test", i) for i in range(4))
+    kept = [e for e, m in enumerate(demos.missions) if m in data.spec.instructions]
+    assert len(videos) == len(kept) > 0 and videos.shape[1:] == (8, 56, 56, 3) and not levels.any()
+    for clip, label, e in zip(videos, labels, kept, strict=True):
+        episode = babyai.expert_episode("GoToLocal", int(demos.seeds[e]), tile=8)
+        assert data.spec.instructions[label] == episode.mission
+        first = episode.frames[: math.ceil(0.25 * len(episode.frames))]
+        assert all(any(np.array_equal(frame, f) for f in first) for frame in clip)
+    assert not set(demos.seeds) & set(data.splits()["train"][0].seeds)

@@ -16,3 +16,8 @@ def segment_frames(length: int, count: int, rng: np.random.Generator | None = No
         edges = np.linspace(0, length, count + 1)
         picks = np.floor(edges[:-1] + rng.random(count) * (edges[1:] - edges[:-1]))
     return np.clip(picks.astype(int), 0, length - 1).tolist()
+
+
+def spanned(length: int, span: float) -> int:
+    """How many of an episode's `length` frames (or pool frames) lie in its first `span` (at least one)."""
+    return max(1, min(length, int(np.ceil(span * length))))

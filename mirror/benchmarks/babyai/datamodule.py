@@ -22,7 +22,7 @@ from mirror.config.inputs import makes
 from mirror.data.module import MirrorDataModule
 from mirror.data.paths import writable_folder
 from mirror.data.sampling import Draw
-from mirror.data.video import segment_frames
+from mirror.data.video import segment_frames, spanned
 from mirror.errors import ConfigError
 from mirror.models.protocol import DataSpec
 
@@ -181,6 +181,37 @@ class BabyAIData(MirrorDataModule):
             missions = sorted({m for sets in splits.values() for s in sets for m in s.missions})
             self._spec = DataSpec(instructions=missions, tasks=list(self.cfg.data.levels))
         return self._spec
+
+    def test_sets(self) -> list[DemoSet]:
+        """Expert demonstrations on the test layouts (`mirror eval`'s rollout seeds), `data.test_episodes` per
+        level, made on first use beside the training ones: used neither in training nor in choosing settings."""
+        d = self.cfg.data
+        root = writable_folder(d.root, "data.root") / "test"
+        sets = []
+        for level in d.levels:
+            with FileLock(str(writable_folder(root, "data.root") / f".{level}.lock")):
+                paths = ensure_demos(root, level, {"test": d.test_episodes}, d.demo_seed, d.tile, d.demo_workers)
+            sets.append(DemoSet.load(paths["test"], level))
+        return sets
+
+    def clips(self, split: str, span: float) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """One evaluation clip per episode of a split (`test`: see `test_sets`), from the first `span` of the
+        episode: (E, T, H, W, 3) frames, the episodes' mission and level indices. Missions the training data
+        never showed have no index to be recognised as, and are left out."""
+        sets = self.test_sets() if split == "test" else self.splits()[split]
+        index = {m: i for i, m in enumerate(self.spec.instructions)}
+        videos, labels, levels = [], [], []
+        for level, demos in enumerate(sets):
+            for e, mission in enumerate(demos.missions):
+                if mission not in index:
+                    continue
+                frames = demos.episode_frames(e)
+                videos.append(frames[segment_frames(spanned(len(frames), span), self.cfg.data.clip_frames)])
+                labels.append(index[mission])
+                levels.append(level)
+        if not videos:
+            return None
+        return np.stack(videos), np.array(labels), np.array(levels)
 
     def episodes(self, split: str) -> Episodes:
         first = 0 if split == "train" else sum(len(s) for s in self.splits()["train"])

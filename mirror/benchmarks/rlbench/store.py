@@ -14,8 +14,8 @@ import numpy as np
 
 from mirror.benchmarks.rlbench.episode import BadEpisodeError, RawEpisode
 from mirror.benchmarks.rlbench.format import CAMERAS, LOW_DIM, episode_folder
-from mirror.data.keyframes.cache import EpisodeKey, episode_dir, is_current, pool_frames, save_episode, spanned
-from mirror.data.video import segment_frames
+from mirror.data.keyframes.cache import EpisodeKey, episode_dir, is_current, pool_frames, save_episode
+from mirror.data.video import segment_frames, spanned
 from mirror.jobs import run_jobs
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from mirror.data.keyframes.records import EpisodeInfo, Sample
-from mirror.data.video import segment_frames
+from mirror.data.video import segment_frames, spanned
 from mirror.errors import MirrorError
 from mirror.files import atomic_write
 
@@ -189,11 +189,6 @@ class CacheStore:
         """`count` frames of the first `span` of the episode (its pool of frames spans the whole episode)."""
         pool = self._array(e, "clip")
         return np.array(pool[segment_frames(spanned(len(pool), span), count, rng)])
-
-
-def spanned(length: int, span: float) -> int:
-    """How many of an episode's `length` frames (or pool frames) lie in its first `span` (at least one)."""
-    return max(1, min(length, int(np.ceil(span * length))))
 
 
 def cache_folder(cache: str | Path, root: str | Path) -> Path:
