@@ -2,7 +2,8 @@
 and comparisons of two groups of runs with the run as the unit, as Markdown and PNG.
 
 - Table 1: action recognition top-1 (%) per task (held-out test clips of `mirror eval`, else validation);
-- Table 2: success (%) per task, mean +- std over evaluation repeats (`mirror eval`, or the last rollouts);
+- Table 2: success (%) per task, mean +- sample std over evaluation repeats (`mirror eval`, or the last rollouts),
+  with where each row comes from;
 - Table 3: the ablation grid, positives x temperature, each cell "AU / EE" (mean recognition / success, over seeds);
 - over seeds: runs named `<name>-seed<N>` grouped; every headline metric as mean +- sample std (ddof 1) and
   the t-based 95% interval of the mean;
