@@ -12,6 +12,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def _save(fig: plt.Figure, path: Path) -> Path:
+    """Lay the figure out, write it as PNG (folders made) and free it."""
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def bar_chart(values: dict[str, float], path: Path, title: str, ylabel: str, errors: dict[str, float] | None = None,
               limit: tuple[float, float] | None = (0, 100), counts: dict[str, int | str] | None = None) -> Path:
     """One bar per key (e.g. success rate per task) with its value written on it, optional error bars, and
@@ -30,11 +39,7 @@ def bar_chart(values: dict[str, float], path: Path, title: str, ylabel: str, err
     ax.set_title(title)
     if limit:
         ax.set_ylim(limit[0], limit[1] * 1.08)  # room for the values on full bars
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def palette(n: int) -> list:
@@ -69,11 +74,7 @@ def scatter_2d(points: np.ndarray, colours: Sequence[int], markers: Sequence[str
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def line_chart(x: Sequence[float], series: dict[str, Sequence[float]], path: Path, title: str, xlabel: str,
@@ -88,11 +89,7 @@ def line_chart(x: Sequence[float], series: dict[str, Sequence[float]], path: Pat
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(loc="best")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def confusion_matrix(matrix: np.ndarray, labels: Sequence[str], path: Path, title: str) -> Path:
@@ -107,11 +104,7 @@ def confusion_matrix(matrix: np.ndarray, labels: Sequence[str], path: Path, titl
     ax.set_ylabel("shown")
     ax.set_title(title)
     fig.colorbar(image, ax=ax, fraction=0.04, label="share of the row")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def difference_chart(differences: dict, path: Path, title: str) -> Path:
@@ -129,11 +122,7 @@ def difference_chart(differences: dict, path: Path, title: str) -> Path:
     ax.set_xticks(range(len(names)), labels, rotation=45 if tilt else 0, ha="right" if tilt else "center")
     ax.set_ylabel("difference")
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def learning_curves(steps: Sequence[int], series: dict[str, Sequence[Sequence[float]]], path: Path,
@@ -157,11 +146,7 @@ def learning_curves(steps: Sequence[int], series: dict[str, Sequence[Sequence[fl
     ax.set_ylim(0, 100)
     ax.set_title(title)
     ax.legend(loc="upper left", fontsize=6, ncol=2)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def training_curves(rows: list[dict[str, str]], path: Path, title: str, per_task: set[str] = frozenset()) -> Path:
@@ -196,8 +181,4 @@ def training_curves(rows: list[dict[str, str]], path: Path, title: str, per_task
         ax.set_xlabel("training step")
         ax.legend(fontsize=6)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
