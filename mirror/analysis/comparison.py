@@ -46,6 +46,7 @@ def by_seed(runs: list[RunRecord], measure: str) -> dict:
 class Comparison:
     measure: str
     rows: list[TaskTest]
+    seeds: list  # group A's run keys (seeds, or names where seeds are missing)
 
 
 def compare(a: list[RunRecord], b: list[RunRecord]) -> list[Comparison]:
@@ -54,7 +55,7 @@ def compare(a: list[RunRecord], b: list[RunRecord]) -> list[Comparison]:
     for measure in ("success (%)", "recognition top-1 (%)"):
         left, right = by_seed(a, measure), by_seed(b, measure)
         if len(left) >= 2 and len(right) >= 2 and (rows := compare_groups(left, right)):
-            out.append(Comparison(measure, rows))
+            out.append(Comparison(measure, rows, sorted(left, key=str)))
     return out
 
 
@@ -84,7 +85,7 @@ def comparison_section(name_a: str, name_b: str, a: list[RunRecord], b: list[Run
         raise MirrorError(f"--compare {name_a} {name_b}: each group needs at least 2 runs with evaluated success "
                           "or recognition (run `mirror eval` on each run's checkpoint, with the same data)")
     first = comparisons[0].rows[0].test
-    seeds = ", ".join(map(str, sorted(by_seed(a, comparisons[0].measure), key=str)))
+    seeds = ", ".join(map(str, comparisons[0].seeds))
     how = (f"paired by seed (seeds {seeds} in both groups; the pairing assumes a seed gives both groups the same "
            "data and test scenes)" if first.paired else
            f"by Welch's t over runs ({first.n_a} against {first.n_b} runs; the groups' seeds differ, so they are not "

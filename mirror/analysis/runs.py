@@ -149,16 +149,16 @@ def _use_evaluation(record: RunRecord, chosen: Evaluation) -> None:
 def _use_validation(record: RunRecord, path: Path) -> None:
     """The rollout curve of every validation record, and the last record's figures where no evaluation gave
     them (its rollouts are tuning data: said so in `source`)."""
-    steps = {int(p.stem.removeprefix("step")): p for p in path.glob("validation/step*.json")}
-    for step, step_file in sorted(steps.items()):
+    records = {int(p.stem.removeprefix("step")): json.loads(p.read_text()) for p in path.glob("validation/step*.json")}
+    for step, values in sorted(records.items()):
         rates = {k.removeprefix("rollout/success").lstrip("/") or "avg": v
-                 for k, v in json.loads(step_file.read_text()).items() if k.startswith("rollout/success")}
+                 for k, v in values.items() if k.startswith("rollout/success")}
         if rates:
             record.curve[step] = rates
-    if not steps:
+    if not records:
         return
-    last_step = max(steps)
-    last = json.loads(steps[last_step].read_text())
+    last_step = max(records)
+    last = records[last_step]
     if not record.metrics:
         record.metrics = last
     rates = {k.removeprefix("rollout/success/"): v for k, v in last.items() if k.startswith("rollout/success/")}

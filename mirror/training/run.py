@@ -46,12 +46,17 @@ def run_dir(cfg: MirrorConfig) -> Path:
     return Path(cfg.run.root) / cfg.run.name
 
 
-def checkpoints(directory: Path) -> list[Path]:
-    """A run's checkpoints to resume from (periodic, last, SLURM's pre-requeue save; not the best-so-far), the
-    latest training step first (by the step each holds, not by file time)."""
+def stepped_checkpoints(directory: Path) -> list[tuple[int, Path]]:
+    """A run's checkpoints to resume from (periodic, last, SLURM's pre-requeue save; not the best-so-far) with
+    the step each holds, the latest first (by that step, not by file time); -1 for an unreadable one."""
     found = [p for p in (directory / "checkpoints").glob("*.ckpt") if p.name != "best.ckpt"]
     found += list(directory.glob("hpc_ckpt_*.ckpt"))
-    return sorted(sorted(found), key=checkpoint_step, reverse=True)
+    return sorted(((checkpoint_step(p), p) for p in sorted(found)), key=lambda item: item[0], reverse=True)
+
+
+def checkpoints(directory: Path) -> list[Path]:
+    """`stepped_checkpoints` without the steps."""
+    return [p for _, p in stepped_checkpoints(directory)]
 
 
 def latest_checkpoint(directory: Path) -> Path | None:
@@ -63,9 +68,9 @@ def resume_checkpoint(cfg: MirrorConfig, directory: Path) -> tuple[Path, dict] |
     """The checkpoint to continue from (path and contents), per `resume`; an unreadable checkpoint of
     `resume=auto` is skipped with a warning; refuses to overwrite a run that was not asked to resume."""
     if cfg.resume == "auto":
-        found = checkpoints(directory)
-        readable = [p for p in found if checkpoint_step(p) >= 0]
-        for path in [p for p in found if p not in readable] + readable:  # say why each bad one is passed over
+        found = stepped_checkpoints(directory)
+        unreadable = [p for step, p in found if step < 0]  # tried first, so each is named in a warning
+        for path in unreadable + [p for step, p in found if step >= 0]:
             try:
                 return path, read_checkpoint(path)
             except MirrorError as err:

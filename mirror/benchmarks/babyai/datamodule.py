@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -151,6 +152,7 @@ class BabyAIData(MirrorDataModule):
         self.collate = functools.partial(collate, paired=cfg.data.paired)
         self.val_collate = collate
         self._splits: dict[str, list[DemoSet]] | None = None
+        self._test_sets: list[DemoSet] | None = None
         self._spec: DataSpec | None = None
 
     def splits(self) -> dict[str, list[DemoSet]]:
@@ -184,15 +186,17 @@ class BabyAIData(MirrorDataModule):
 
     def test_sets(self) -> list[DemoSet]:
         """Expert demonstrations on the test layouts (`mirror eval`'s rollout seeds), `data.test_episodes` per
-        level, made on first use beside the training ones: used neither in training nor in choosing settings."""
-        d = self.cfg.data
-        root = writable_folder(d.root, "data.root") / "test"
-        sets = []
-        for level in d.levels:
-            with FileLock(str(writable_folder(root, "data.root") / f".{level}.lock")):
-                paths = ensure_demos(root, level, {"test": d.test_episodes}, d.demo_seed, d.tile, d.demo_workers)
-            sets.append(DemoSet.load(paths["test"], level))
-        return sets
+        level, made on first use beside the training ones (loaded once per data module): used neither in
+        training nor in choosing settings."""
+        if self._test_sets is None:
+            d = self.cfg.data
+            root = writable_folder(Path(d.root) / "test", "data.root")
+            self._test_sets = []
+            for level in d.levels:
+                with FileLock(str(root / f".{level}.lock")):
+                    paths = ensure_demos(root, level, {"test": d.test_episodes}, d.demo_seed, d.tile, d.demo_workers)
+                self._test_sets.append(DemoSet.load(paths["test"], level))
+        return self._test_sets
 
     def clips(self, split: str, span: float) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """One evaluation clip per episode of a split (`test`: see `test_sets`), from the first `span` of the
