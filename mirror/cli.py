@@ -34,7 +34,7 @@ def _eval(args: argparse.Namespace) -> None:
         overrides.insert(0, config)
         config = None
     plan = Rollouts(tasks=args.tasks, episodes=args.episodes, repeats=args.repeats, twin=args.twin, video=args.video,
-                    reuse=args.reuse)
+                    failures=args.failures, reuse=args.reuse)
     report, out = evaluate(args.ckpt, overrides, config, plan)
     metrics = report["metrics"]
     width = max(map(len, metrics), default=0)
@@ -42,6 +42,8 @@ def _eval(args: argparse.Namespace) -> None:
         print(f"{key:<{width}}  {value:.4f}")
     if "success" in report:
         print((out / "table.md").read_text())
+        if (out / "failures.md").is_file():
+            print((out / "failures.md").read_text())
     print(f"written: {out}")
 
 
@@ -103,6 +105,8 @@ def parser() -> argparse.ArgumentParser:
                    "(default: data.test_repeats)")
     p.add_argument("--video", type=int, default=0, metavar="N", help="film N episodes per task (MP4 in the "
                    "evaluation folder, named by task, seed and outcome; the first of each task to W&B)")
+    p.add_argument("--failures", action="store_true", help="with --video N: film each task's first N failed "
+                   "episodes instead (played once more), captioned with the failure's cause")
     p.add_argument("--twin", action="store_true", help="tell each episode its twin task's instruction (Meta-World: "
                    "does the policy need language?)")
     p.add_argument("--reuse", action="store_true", help="keep the run's evaluation of this checkpoint if it is of "

@@ -3,12 +3,15 @@ rolling out in simulator worker processes, `mirror eval`'s table, `mirror report
 
 import csv
 import json
+import shutil
 
 import imageio.v3 as iio
 import numpy as np
+import torch
 
 from mirror.benchmarks.metaworld.demos import episode_seed_of
-from mirror.benchmarks.metaworld.env import MetaWorldEnv, candidate_seeds
+from mirror.benchmarks.metaworld.env import VIDEO_SIZE, MetaWorldEnv, candidate_seeds
+from mirror.benchmarks.metaworld.failures import CAUSES
 from mirror.config import load_config
 from mirror.models.execution.arp import ARP
 from mirror.models.protocol import DataSpec
@@ -71,7 +74,7 @@ def test_tiny_joint_run_rolls_out_in_mujoco_then_eval_and_report_write_the_table
     films = sorted(p.name for p in (folder / "videos").glob("*.mp4"))  # both episodes of the first repeat
     assert films == sorted(f"{TASK}-seed{e['seed']}-{outcome(e)}.mp4" for e in episodes if e["repeat"] == "0")
     frames = iio.imread(folder / "videos" / films[0], plugin="FFMPEG")
-    assert frames.shape[2:] == (256, 3) and frames.shape[1] > 256 and len(frames) >= 2  # x8, under the caption
+    assert frames.shape[2:] == (2 * VIDEO_SIZE, 3) and frames.shape[1] > VIDEO_SIZE and len(frames) >= 2  # captioned
     assert frames[0, :8].mean() > 200 and all(e["instruction"] for e in episodes)
     novelty = report["scene_novelty"][TASK]
     assert 0 < novelty["min"] <= novelty["mean"] <= novelty["max"] < 0.5
@@ -93,6 +96,32 @@ def test_tiny_joint_run_rolls_out_in_mujoco_then_eval_and_report_write_the_table
     text = (tmp_path / "report" / "report.md").read_text()
     assert f"| Method | Avg. Success | {TASK} |" in text and "| tiny |" in text and "Table 1" in text
     assert "| success rate mean (%) |" in text and "| alignment Recall@1 (val) |" in text
+
+    code, _, err = cli("eval", "--ckpt", str(run / "checkpoints" / "last.ckpt"), "--failures")
+    assert code == 2 and "needs --video N" in err
+    shutil.rmtree(folder / "videos")
+    code, out, err = cli("eval", "--ckpt", str(run / "checkpoints" / "last.ckpt"), "--video", "1", "--failures")
+    assert code == 0, err
+    with open(folder / "episodes.csv") as f:
+        episodes = list(csv.DictReader(f))
+    failed = [e for e in episodes if e["success"] == "False"]
+    assert failed and all(e["cause"] in CAUSES and e["detail"] for e in failed), failed  # 2 key poses cannot reach
+    assert all(e["cause"] == "" for e in episodes if e["success"] == "True")
+    assert (folder / "failures.md").read_text() in out
+    first = next(e for e in episodes if e["repeat"] == "0" and e["success"] == "False")
+    assert [p.name for p in (folder / "videos").glob("*failure.mp4")] == [f"{TASK}-seed{first['seed']}-failure.mp4"]
+
+
+def test_the_same_command_with_the_same_threads_trains_the_same_weights(cli, tmp_path):
+    """What docs/metaworld.md promises: bit-identical runs on one machine type with the same thread count."""
+    weights = []
+    for name in ("a", "b"):
+        code, _, err = cli("train", str(MIRROR_YAML), *tiny(tmp_path, name), "data.rollout_episodes=0",
+                           "trainer.max_steps=4", "trainer.threads=1")
+        assert code == 0, err
+        weights.append(read_checkpoint(tmp_path / name / "checkpoints" / "last.ckpt")["state_dict"])
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
 def test_twin_evaluation_tells_each_episode_the_twin_tasks_instruction():

@@ -81,6 +81,23 @@ def test_official_checkpoint_loads_strictly(tmp_path):
     assert sum(p.numel() for p in model.parameters()) == sum(v.numel() for v in state.values())
 
 
+def test_the_u_branch_of_a_mirror_checkpoint_loads_as_pretrained_weights(tmp_path):
+    """U pre-trained by `mirror train` (its Lightning checkpoint) starts another run's U, every tensor equal."""
+    torch.manual_seed(0)
+    source = ViCLIP(ViCLIPConfig(name="viclip", size="tiny", frames=4), DataSpec(["pick up the nut"], ["t"]))
+    state = {f"understanding.{k}": v for k, v in source.state_dict().items()}
+    state["execution.head.weight"] = torch.zeros(3)  # the other branches of the checkpoint are not read
+    path = tmp_path / "last.ckpt"
+    torch.save({"state_dict": state, "global_step": 10}, path)
+    model = ViCLIP(ViCLIPConfig(name="viclip", size="tiny", frames=4, checkpoint=str(path)), SPEC)
+    own = model.state_dict()
+    assert all(torch.equal(own[k], v) for k, v in source.state_dict().items())
+    longer = ViCLIP(ViCLIPConfig(name="viclip", size="tiny", frames=8, checkpoint=str(path)), SPEC)  # as official
+    assert longer.state_dict()["vision_encoder.temporal_positional_embedding"].shape[1] == 8
+    with pytest.raises(MirrorError, match=r"last.ckpt: mirror \(U branch\) weights do not fit ViCLIP-B/16"):
+        ViCLIP(ViCLIPConfig(name="viclip", size="B/16", checkpoint=str(path)), SPEC)
+
+
 @pytest.mark.parametrize("size, millions", [("B/16", 149.6), ("L/14", 427.6)])
 def test_official_layouts_and_sizes(size, millions):
     model = ViCLIP(ViCLIPConfig(name="viclip", size=size), SPEC)
@@ -190,7 +207,7 @@ def test_open_clip_weights_give_open_clips_image_and_text_embeddings(tmp_path, c
     image = torch.rand(2, 3, 224, 224)
     with torch.no_grad():
         _, ours = model.vision_encoder(image[:, :, None])
-        ours_text = model.encode_text(model.instruction_tokens)
+        ours_text = model.encode_text(model.instruction_inputs)
         theirs_text = clip.encode_text(open_clip.tokenize(SPEC.instructions))
         assert torch.allclose(ours, clip.encode_image(image), atol=1e-5)
         assert torch.allclose(ours_text, theirs_text, atol=1e-5)

@@ -53,9 +53,23 @@ def markdown(rows: dict[str, dict[str, tuple[float, float]]], tasks: list[str],
                         for method, stats in rows.items()])
 
 
+def failure_causes(results: list[EpisodeResult], tasks: list[str]) -> str | None:
+    """Per task, the failed episodes counted by their cause (where the benchmark reads one from the rollout),
+    as a Markdown table; None when no failure has a cause."""
+    failed = [r for r in results if not r.success and not r.is_lost]
+    causes = sorted({r.cause for r in failed if r.cause})
+    if not causes:
+        return None
+    rows = [[task, str(sum(r.task == task for r in failed)),
+             *(str(sum(r.task == task and r.cause == c for r in failed)) for c in causes)] for task in tasks]
+    rows.append(["all", str(len(failed)), *(str(sum(r.cause == c for r in failed)) for c in causes)])
+    return table(["Task", "failures", *causes], rows)
+
+
 def write(repeats: list[list[EpisodeResult]], tasks: list[str], method: str, folder: Path
           ) -> tuple[dict[str, tuple[float, float]], dict[str, int]]:
-    """episodes.csv, table.md and table.png in `folder`; returns the summary and the episodes lost by kind."""
+    """episodes.csv, table.md, table.png (and failures.md where failures have causes) in `folder`; returns the
+    summary and the episodes lost by kind."""
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "episodes.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["repeat", *asdict(EpisodeResult("", 0, False, 0.0, 0))])
@@ -66,6 +80,9 @@ def write(repeats: list[list[EpisodeResult]], tasks: list[str], method: str, fol
     errors = error_counts([e for results in repeats for e in results])
     lost = ", ".join(f"{kind} {n}" for kind, n in errors.items()) or "none"
     (folder / "table.md").write_text(markdown({method: stats}, tasks) + f"\n\nEpisodes lost to errors: {lost}\n")
+    causes = failure_causes([e for results in repeats for e in results], tasks)
+    if causes:
+        (folder / "failures.md").write_text(f"Failed episodes by cause, {method}\n\n{causes}\n")
     ran = {t: sum(e.task == t and not e.is_lost for results in repeats for e in results) for t in tasks}
     bar_chart({t: stats[t][0] for t in tasks}, folder / "table.png", f"{method}: success (%) over {len(repeats)} "
               "evaluation(s)", "success %", errors={t: np.nan_to_num(stats[t][1]) for t in tasks}, counts=ran)

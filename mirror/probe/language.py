@@ -30,10 +30,11 @@ def agent_instruction_embeddings(agent: torch.nn.Module, count: int) -> np.ndarr
 
 def reference_spaces(texts: list[str], understanding: torch.nn.Module | None,
                      files: Mapping[str, str] = ()) -> dict[str, np.ndarray]:
-    """MiniLM, the understanding model's CLIP text tower, bag of words, and user files by name."""
+    """MiniLM, the understanding model's text side, bag of words, and user files by name."""
     spaces = {"MiniLM": references.minilm(texts)}
-    if understanding is not None and hasattr(understanding, "encode_text"):
-        spaces["CLIP text (U)"] = references.clip_text(understanding, texts)
+    if understanding is not None and hasattr(understanding, "text_inputs"):
+        side = "MiniLM + projection" if understanding.cfg.text == "minilm" else "CLIP text"
+        spaces[f"{side} (U)"] = references.understanding_text(understanding, texts)
     spaces["bag of words"] = references.bag_of_words(texts)
     for name, path in dict(files).items():
         spaces[name] = references.from_file(path, texts)

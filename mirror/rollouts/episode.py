@@ -15,9 +15,10 @@ class EpisodeResult:
     reward: float
     length: int
     error: str | None = None  # crash, timeout, exception, setup, or the simulator's failure kind
-    detail: str = ""  # why, for an error
+    detail: str = ""  # why: an error's, or a failure's in words where the benchmark reads one (`cause`)
     seed: int = -1  # the scene the episode played (its environment seed, or the stored test demo), -1 unknown
     instruction: str = ""  # what the policy was told
+    cause: str = ""  # why a failure failed, where the benchmark reads it from the rollout (Meta-World)
 
     @classmethod
     def lost(cls, task: str, index: int, kind: str, detail: str) -> EpisodeResult:

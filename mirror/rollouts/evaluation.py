@@ -125,6 +125,8 @@ def save_videos(runner: RolloutRunner, folder: Path) -> dict[str, Path]:
     first: dict[str, Path] = {}
     for (task, _, _), (result, frames) in sorted(runner.videos.items()):
         caption = f"{result.instruction or task}: {'success' if result.success else 'failure'}"
+        if result.cause:
+            caption += f" ({result.cause}: {result.detail})"
         name = video_name(task, result.seed, result.success)
         path = write_video(captioned(np.asarray(frames), caption), folder / name, runner.video_fps)
         first.setdefault(task, path)

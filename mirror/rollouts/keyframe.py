@@ -9,6 +9,7 @@ takes over.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from functools import partial
 
@@ -67,14 +68,15 @@ class KeyframeRollouts:
     `make_env`, the importable function that builds a worker's simulator from the config. `split` picks the
     scenes (`rollout` for validation, `test` for `mirror eval`), `twin` gives each episode its twin task's
     instruction; set them before the first `run`. The first `video` episodes of each task in repeat 0 are
-    filmed: their frames are in `videos` after `run`."""
+    filmed (with `failures`, its first `video` failures, played once more: scenes and policy are
+    deterministic): their frames are in `videos` after `run`."""
 
     make_env: MakeEnv
 
     def __init__(self, cfg: MirrorConfig, spec: DataSpec):
         self.cfg, self.spec = cfg, spec
         self.tasks = list(cfg.data.rollout_tasks or cfg.data.tasks)
-        self.split, self.twin, self.video = "rollout", False, 0
+        self.split, self.twin, self.video, self.failures = "rollout", False, 0, False
         self.videos: dict[tuple[str, int, int], tuple[EpisodeResult, np.ndarray]] = {}
         self.pool: RolloutPool | None = None
 
@@ -85,19 +87,34 @@ class KeyframeRollouts:
     def run(self, module: torch.nn.Module, episodes: list[tuple[str, int]], repeat: int = 0) -> list[EpisodeResult]:
         if not episodes:
             return []
+        films = repeat == 0 and not self.failures
+        results = self._play(module, [(task, i, repeat, self.twin, films and i < self.video) for task, i in episodes])
+        if repeat == 0 and self.failures and self.video:
+            filmed: Counter = Counter()
+            again = []
+            for r in results:
+                if not r.success and not r.is_lost and filmed[r.task] < self.video:
+                    filmed[r.task] += 1
+                    again.append((r.task, r.index, repeat, self.twin, True))
+            if again:
+                self._play(module, again, "filming failures")
+        return results
+
+    def _play(self, module: torch.nn.Module, jobs: list[tuple[str, int, int, bool, bool]], what: str = ""
+              ) -> list[EpisodeResult]:
+        """Run the episode jobs in the pool; filmed ones go to `videos`, lost ones come back as errors."""
         if self.pool is None:
             d = self.cfg.data
             self.pool = RolloutPool(d.rollout_workers, partial(setup, type(self).make_env, self.split), run,
                                     timeout=d.rollout_timeout)
-        jobs = [(task, i, repeat, self.twin, repeat == 0 and i < self.video) for task, i in episodes]
         name = "validation" if self.split == "rollout" else self.split
-        shown = Progress(len(jobs), f"{name} rollouts, repeat {repeat}")
+        shown = Progress(len(jobs), what or f"{name} rollouts, repeat {jobs[0][2]}")
         try:
             outcomes = self.pool.map(pack(self.cfg, self.spec, module.execution), jobs, shown.update)
         finally:
             shown.close()
         results = []
-        for (task, i), outcome in zip(episodes, outcomes, strict=True):
+        for (task, i, repeat, _, _), outcome in zip(jobs, outcomes, strict=True):
             if isinstance(outcome, tuple):
                 self.videos[(task, i, repeat)] = outcome
                 outcome = outcome[0]

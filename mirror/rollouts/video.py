@@ -22,7 +22,7 @@ def captioned(frames: np.ndarray, caption: str, width: int = 256) -> np.ndarray:
     factor = max(1, -(-width // frames.shape[2]))
     frames = frames.repeat(factor, axis=1).repeat(factor, axis=2)
     width = frames.shape[2]
-    size = max(10, width // 20)
+    size = max(10, min(22, width // 20))
     try:
         font = ImageFont.load_default(size=size)
     except TypeError:  # Pillow before 10.1: its small bitmap font
@@ -34,6 +34,23 @@ def captioned(frames: np.ndarray, caption: str, width: int = 256) -> np.ndarray:
         draw.text((4, 3 + i * (size + 4)), line, fill="black", font=font)
     top = np.broadcast_to(np.asarray(band), (len(frames), *np.asarray(band).shape))
     return np.concatenate([top, frames], axis=1)
+
+
+def marked(frame: np.ndarray, marks: list[tuple[float, float, str]], label: str = "") -> np.ndarray:
+    """The frame with a ring at each (column, row, colour) mark inside it, and `label` in its top-left corner
+    (for key poses: where the policy aimed and where the expert would)."""
+    from PIL import Image, ImageDraw
+
+    image = Image.fromarray(np.ascontiguousarray(frame))
+    draw = ImageDraw.Draw(image)
+    r = max(3, frame.shape[1] // 48)
+    for u, v, colour in marks:
+        if 0 <= u < frame.shape[1] and 0 <= v < frame.shape[0]:
+            draw.ellipse((u - r, v - r, u + r, v + r), outline=colour, width=max(1, r // 2))
+    if label:
+        draw.rectangle((0, 0, 7 * len(label) + 8, 14), fill="white")
+        draw.text((4, 2), label, fill="black")
+    return np.asarray(image)
 
 
 def write_video(frames: list[np.ndarray] | np.ndarray, path: Path, fps: int) -> Path:

@@ -4,7 +4,8 @@ stored test demos of RLBench), repeated `repeats` times, reported as success per
 paper's Table 2 layout).
 
 Everything goes to `<run>/eval/<checkpoint or zero_shot>/` (`..._twin/` when each episode is told its twin
-task's instruction): metrics.json, episodes.csv, table.md, table.png, recognition.csv, confusion.png, and to
+task's instruction): metrics.json, episodes.csv, table.md, table.png, failures.md (Meta-World: failed episodes by
+cause), recognition.csv, confusion.png, videos/, and to
 the run's W&B run (offline unless an API key is configured).
 """
 
@@ -42,6 +43,7 @@ class Rollouts:
     repeats: int | None = None
     twin: bool = False
     video: int = 0  # episodes per task filmed (in the first repeat)
+    failures: bool = False  # film the first `video` failures of each task instead of the first episodes
     reuse: bool = False  # keep an evaluation of the same checkpoint step with the same request
 
     def request(self, overrides: Sequence[str]) -> dict:
@@ -129,6 +131,11 @@ def evaluate(ckpt: str | Path | None, overrides: Sequence[str] = (), config: str
     rolls = runner is not None and repeats > 0 and (episodes is None or episodes > 0)
     if rolls:
         choose_tasks(runner, plan, datamodule)
+    if plan.failures:
+        if not plan.video or not hasattr(runner, "failures"):
+            raise ConfigError("--failures films failed episodes of keyframe benchmarks (Meta-World, RLBench) "
+                              f"and needs --video N; got data '{d.name}', --video {plan.video}")
+        runner.failures = True
     report: dict = {"checkpoint": str(ckpt) if ckpt else None, "step": step, "request": asked,
                     "metrics": validate(cfg, datamodule, module)}
     if module.understanding is not None and hasattr(datamodule, "clips") and not plan.twin:

@@ -25,11 +25,12 @@ CLOSED, OPEN = 1.0, -1.0  # gripper efforts
 AFTER_SUCCESS = 25  # expert steps recorded after its first success
 
 
-def move_to(scene: Scene, target: np.ndarray, gripper_open: bool, watch: Callable[[], None] | None = None) -> None:
+def move_to(scene: Scene, target: np.ndarray, gripper_open: bool, watch: Callable[[], None] | None = None
+            ) -> np.ndarray:
     """Keyframe controller: the hand moves to `target` (clipped to the TCP's reach) under proportional
     control along the straight line, at most `MOVE_STEPS` env steps, until it is within `SETTLED` or stalls;
     then the gripper acts for `GRIP_STEPS` while the hand holds. Stops early on success or at the horizon.
-    `watch` is called after every env step (to record a video)."""
+    `watch` is called after every env step (to record a video). Returns the target after clipping."""
     low, high = scene.reach()
     target = np.clip(np.asarray(target[:3], dtype=np.float64), low, high)
 
@@ -55,6 +56,7 @@ def move_to(scene: Scene, target: np.ndarray, gripper_open: bool, watch: Callabl
             if scene.success or scene.budget <= 0:
                 break
             hold(effort)
+    return target
 
 
 @dataclass

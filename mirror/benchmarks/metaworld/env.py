@@ -7,16 +7,20 @@ from collections.abc import Callable
 import numpy as np
 
 from mirror.benchmarks.metaworld.control import move_to
-from mirror.benchmarks.metaworld.scene import CAMERAS, FRONT, IMAGE_SIZE, Scene
+from mirror.benchmarks.metaworld.failures import Failure, KeyPose, Plan, diagnose, expert_plan
+from mirror.benchmarks.metaworld.scene import CAMERAS, IMAGE_SIZE, Cameras, Scene, camera_matrices
 from mirror.benchmarks.metaworld.tasks import task_text, twin_texts
+from mirror.data.keyframes.points import world_to_pixel
 from mirror.data.seeds import episode_seed
 from mirror.errors import ConfigError, MirrorError
 from mirror.rollouts.episode import EpisodeResult
+from mirror.rollouts.video import marked
 
 MAX_KEYFRAMES = 15  # key poses per rollout episode
 ATTEMPTS = 64  # candidate seeds per episode: for its variation and, in demonstrations, a succeeding expert
 EPISODES, REPEATS = 1000, 15  # episode indices and evaluation repeats that fit a split's seed range
 VIDEO_EVERY = 4  # env steps between the frames of a rollout video (Meta-World runs 80 env steps a second)
+VIDEO_CAMERAS, VIDEO_SIZE = ("corner", "behindGripper"), 320  # the workspace, and the gripper's contact
 
 
 def candidate_seeds(base_seed: int, split: str, index: int, repeat: int = 0) -> list[int]:
@@ -62,6 +66,7 @@ class MetaWorldEnv:
         self.camera_names, self.size, self.max_keyframes = cameras, size, max_keyframes
         self.scenes: dict[str, Scene] = {}
         self.frames: list[np.ndarray] = []  # the last episode's video, when it was asked for one
+        self.video_cameras: dict[str, Cameras] = {}
 
     def scene(self, task: str) -> Scene:
         if task not in self.scenes:
@@ -70,29 +75,66 @@ class MetaWorldEnv:
 
     def run_episode(self, task: str, index: int, policy: Policy, repeat: int = 0, twin: bool = False,
                     video: bool = False) -> EpisodeResult:
-        """One episode; with `video`, `frames` holds the front camera every `VIDEO_EVERY` env steps."""
+        """One episode; a failure's cause is read from its key poses against the expert's (`failures.py`).
+        With `video`, `frames` holds `VIDEO_CAMERAS` side by side every `VIDEO_EVERY` env steps, the policy's
+        key pose ringed red and the expert's green."""
         scene = self.scene(task)
         seed, _ = scene_seed(scene, self.base_seed, self.split, index, repeat)
+        plan = expert_plan(scene, seed) if video else None
         scene.reset(seed)
         v = task_text(task).variation(scene.place())
         instruction = (twin_texts(task, v) if twin else task_text(task).texts(v))[0]
+        poses: list[KeyPose] = []
         self.frames = []
+        film = self._filmer(scene, plan, poses) if video else None
+        if film is not None:
+            film()
+        while len(poses) < self.max_keyframes and not scene.success and scene.budget > 0:
+            action = policy(scene.inputs(), instruction)
+            asked, opens = np.asarray(action[:3], dtype=np.float64), bool(action[7] >= 0.5)
+            pose = KeyPose(asked, asked, opens, scene.hand())
+            poses.append(pose)  # the film marks it while the hand is under way
+            pose.target = move_to(scene, asked, opens, film)
+            pose.reached = scene.hand()
+        result = EpisodeResult(task, index, scene.success, float(scene.success), len(poses), seed=seed,
+                               instruction=instruction)
+        if not scene.success:
+            failure = self.diagnose(task, seed, poses, plan)
+            result.cause, result.detail = failure.cause, failure.detail
+        return result
+
+    def diagnose(self, task: str, seed: int, poses: list[KeyPose], plan: Plan | None = None) -> Failure:
+        """Why the episode from `seed` failed (`failures.diagnose`), against the expert and the twin's expert."""
+        plan = plan or expert_plan(self.scene(task), seed)
+        twin = task_text(task).twin
+        return diagnose(poses, plan, expert_plan(self.scene(twin), seed) if twin else None, self.max_keyframes)
+
+    def _filmer(self, scene: Scene, plan: Plan, poses: list[KeyPose]) -> Callable[[], None]:
+        """The `watch` of a filmed episode: every `VIDEO_EVERY` env steps, each video camera with the key pose
+        under way marked."""
+        if scene.task not in self.video_cameras:
+            self.video_cameras[scene.task] = Cameras(scene.model, VIDEO_CAMERAS, VIDEO_SIZE)
+        cameras = self.video_cameras[scene.task]
 
         def film() -> None:
-            if scene.steps % VIDEO_EVERY == 0:
-                self.frames.append(scene.cameras.rgb(scene.data, FRONT))
+            if scene.steps % VIDEO_EVERY:
+                return
+            k = len(poses)
+            points = ([(poses[-1].target, "red")] if poses else []) + (
+                [(plan.position[k - 1], "lime")] if 0 < k <= len(plan) else [])
+            label = f"key pose {k} of {len(plan)}" if k else "start"
+            views = []
+            for name in VIDEO_CAMERAS:
+                extrinsics, intrinsics = camera_matrices(scene.model, scene.data, name, VIDEO_SIZE)
+                marks = [(u, v, colour) for (u, v, depth), (_, colour) in
+                         zip(world_to_pixel(np.array([p for p, _ in points]).reshape(-1, 3), extrinsics, intrinsics),
+                             points, strict=True) if depth > 0]
+                views.append(marked(cameras.rgb(scene.data, name), marks, label if not views else ""))
+            self.frames.append(np.concatenate(views, axis=1))
 
-        if video:
-            film()
-        keyframes = 0
-        while keyframes < self.max_keyframes and not scene.success and scene.budget > 0:
-            action = policy(scene.inputs(), instruction)
-            move_to(scene, action[:3], bool(action[7] >= 0.5), film if video else None)
-            keyframes += 1
-        return EpisodeResult(task, index, scene.success, float(scene.success), keyframes, seed=seed,
-                             instruction=instruction)
+        return film
 
     def close(self) -> None:
-        for scene in self.scenes.values():
-            scene.close()
-        self.scenes = {}
+        for closable in [*self.scenes.values(), *self.video_cameras.values()]:
+            closable.close()
+        self.scenes, self.video_cameras = {}, {}

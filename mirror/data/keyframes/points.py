@@ -24,3 +24,12 @@ def world_points(obs: dict[str, np.ndarray]) -> np.ndarray:
     """(C, H, W, 3) world points of an observation (depth, extrinsics, intrinsics per camera)."""
     return np.stack([depth_to_world(d.astype(np.float32), e, k)
                      for d, e, k in zip(obs["depth"], obs["extrinsics"], obs["intrinsics"], strict=True)])
+
+
+def world_to_pixel(points: np.ndarray, extrinsics: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
+    """(N, 3) world points -> (N, 3) pixel column, row and depth along the camera axis: the inverse of
+    `depth_to_world` (a point behind the camera has depth <= 0)."""
+    camera = (np.asarray(points, dtype=np.float64) - extrinsics[:3, 3]) @ extrinsics[:3, :3]
+    pixels = camera @ intrinsics.T
+    depth = pixels[:, 2:]
+    return np.concatenate([pixels[:, :2] / np.where(np.abs(depth) < 1e-9, 1e-9, depth), camera[:, 2:]], axis=1)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +31,14 @@ from mirror.config import ExecutionConfig, OptimizerConfig, OptimizerKind
 from mirror.config.inputs import reads
 from mirror.errors import ConfigError, MirrorError
 from mirror.files import atomic_write
+from mirror.models import minilm
 from mirror.models.execution import geometry as geo
 from mirror.models.execution.arp_weights import load_weights, ours_from_file, shapes
-from mirror.models.execution.language import rn50_text_tower, token_features
+from mirror.models.execution.language import WIDTH, rn50_text_tower, token_features
 from mirror.models.execution.mvt import MVT, MVTSize
 from mirror.models.execution.policy import PROMPTS, TYPES, ARPHead
 from mirror.models.execution.renderer import render
+from mirror.models.minilm import TextSource
 from mirror.models.protocol import BranchOutput, DataSpec
 
 
@@ -72,7 +75,9 @@ class ARPConfig(ExecutionConfig):
     yaw: float = 45.0  # degrees
     rgb_noise: float = 0.05  # uniform colour noise of up to this amplitude in every training step (ARP)
     feature: ARPFeature = ARPFeature.sequence
+    language: TextSource = TextSource.clip  # token features of CLIP RN50's text tower (ARP), or of frozen MiniLM
     clip_checkpoint: str | None = reads()  # OpenAI's RN50.pt or an open_clip RN50, for the language features
+    minilm: str | None = reads()  # a sentence-transformers folder for `language: minilm`; default: the bundled one
     checkpoint: str | None = reads()  # ARP weights: ARP's released RLBench checkpoint, or `mirror convert arp` output
     lr: float = 1.25e-5
     lr_per_sample: bool = True  # lr x global batch size, as ARP trains
@@ -100,7 +105,7 @@ def networks(cfg: ARPConfig) -> tuple[nn.ModuleList, ARPHead]:
     """The two MVTs (one per stage) and the policy head of a config."""
     size = MVTSize(image=cfg.image_size, patch=cfg.patch, channels=cfg.mvt_channels, width=cfg.mvt_width,
                    depth=cfg.mvt_depth, heads=cfg.mvt_heads, head_dim=cfg.mvt_width // cfg.mvt_heads,
-                   dropout=cfg.dropout)
+                   language=minilm.WIDTH if cfg.language == TextSource.minilm else WIDTH, dropout=cfg.dropout)
     head = ARPHead(cfg.embed, cfg.policy_heads, cfg.policy_mlp, cfg.cross_layers, cfg.self_layers,
                    cfg.upsample_width, cfg.patch, cfg.dropout)
     return nn.ModuleList([MVT(size), MVT(size)]), head
@@ -145,15 +150,18 @@ class ARP(nn.Module):
         check(cfg)
         self.cfg = cfg
         self.mvt, self.head = networks(cfg)
-        self._tower = [rn50_text_tower(cfg.clip_checkpoint)]  # frozen, kept out of the state dict
-        self.register_buffer("language", token_features(self._tower[0], spec.instructions), persistent=False)
+        if cfg.language == TextSource.minilm:
+            self._features = partial(minilm.token_features, path=cfg.minilm)
+        else:
+            self._features = partial(token_features, rn50_text_tower(cfg.clip_checkpoint))  # frozen, no state
+        self.register_buffer("language", self._features(spec.instructions), persistent=False)
         self.feature_dim = cfg.embed
         if cfg.checkpoint:
             load_weights(self, cfg.checkpoint)
 
     def text_features(self, texts: list[str]) -> Tensor:
         """Language features of instructions outside the data's list (e.g. at evaluation)."""
-        return token_features(self._tower[0], texts).to(self.language.device)
+        return self._features(texts).to(self.language.device)
 
     @torch.no_grad()
     def step(self, observation: dict, instruction: str, state: dict | None = None) -> tuple[np.ndarray, dict]:

@@ -23,6 +23,8 @@ from mirror.align.loss import bidirectional_infonce
 from mirror.config import UnderstandingConfig
 from mirror.config.inputs import reads
 from mirror.errors import ConfigError, MirrorError
+from mirror.models import minilm
+from mirror.models.minilm import TextSource
 from mirror.models.protocol import BranchOutput, DataSpec, ParamGroup
 from mirror.models.understanding.video_encoder import VideoEncoder
 from mirror.models.understanding.weights import load_pretrained
@@ -60,6 +62,8 @@ class ViCLIPConfig(UnderstandingConfig):
     temperature: float | None = 0.05  # fixed tau of the fine-tuning loss; None: the learnt `temp`
     feature: Feature = Feature.projected
     checkpoint: str | None = reads()  # official ViCLIP or open_clip CLIP weights (see weights.py)
+    text: TextSource = TextSource.clip  # the CLIP text tower (paper), or frozen MiniLM under a trained projection
+    minilm: str | None = reads()  # a sentence-transformers folder for `text: minilm`; default: the bundled one
     freeze_text: bool = False
     text_lr_scale: float = 0.05  # text tower lr as a fraction of `lr`
     lr: float = 1e-5
@@ -83,14 +87,16 @@ class ViCLIP(nn.Module):
         self.vision_encoder = VideoEncoder(
             self.image_size, s["patch"], s["width"], s["layers"], s["heads"], cfg.frames, s["embed"], cfg.drop_path
         )
-        self.text_encoder = TextTransformer(
-            context_length=CONTEXT_LENGTH, vocab_size=VOCAB_SIZE, width=s["text_width"], heads=s["text_heads"],
-            layers=s["text_layers"], output_dim=s["embed"], act_layer=QuickGELU,
-        )
+        if cfg.text == TextSource.minilm:
+            self.text_encoder = nn.Linear(minilm.WIDTH, s["embed"])  # over MiniLM's frozen sentence embeddings
+        else:
+            self.text_encoder = TextTransformer(
+                context_length=CONTEXT_LENGTH, vocab_size=VOCAB_SIZE, width=s["text_width"], heads=s["text_heads"],
+                layers=s["text_layers"], output_dim=s["embed"], act_layer=QuickGELU,
+            )
         self.temp = nn.Parameter(torch.tensor(0.01))
         self.feature_dim = s["embed"] if cfg.feature == Feature.projected else s["width"]
-        tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=CONTEXT_LENGTH)
-        self.register_buffer("instruction_tokens", tokenizer(spec.instructions), persistent=False)
+        self.register_buffer("instruction_inputs", self.text_inputs(spec.instructions), persistent=False)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1, 1), persistent=False)
         self.recognition = MeanMetric()
@@ -129,14 +135,21 @@ class ViCLIP(nn.Module):
         ratio = self.cfg.mask_ratio if self.training else 0.0
         return self.vision_encoder(self.preprocess(video), ratio)
 
-    def encode_text(self, tokens: Tensor) -> Tensor:
-        return self.text_encoder(tokens)
+    def text_inputs(self, texts: list[str]) -> Tensor:
+        """What the text side reads: CLIP token ids (N, 32), or MiniLM's sentence embeddings (N, 384)."""
+        if self.cfg.text == TextSource.minilm:
+            return minilm.sentence_features(texts, self.cfg.minilm)
+        return open_clip.tokenizer.SimpleTokenizer(context_length=CONTEXT_LENGTH)(texts)
+
+    def encode_text(self, inputs: Tensor) -> Tensor:
+        """Text embeddings (before normalisation) of `text_inputs`."""
+        return self.text_encoder(inputs)
 
     def instruction_embeddings(self) -> Tensor:
         """Unit text embeddings of every instruction of the data, computed once per evaluation."""
         if self._text_cache is None or self.training:
             with torch.no_grad():
-                chunks = [self.encode_text(t) for t in self.instruction_tokens.split(256)]
+                chunks = [self.encode_text(t) for t in self.instruction_inputs.split(256)]
             self._text_cache = F.normalize(torch.cat(chunks), dim=-1)
         return self._text_cache
 
@@ -159,7 +172,7 @@ class ViCLIP(nn.Module):
             return BranchOutput(feature)
         labels = inputs["instruction"]
         v = F.normalize(projected, dim=-1)
-        t = F.normalize(self.encode_text(self.instruction_tokens[labels]), dim=-1)
+        t = F.normalize(self.encode_text(self.instruction_inputs[labels]), dim=-1)
         out = bidirectional_infonce(v, t, labels, self.temperature(), distributed=self.training)
         if self.training:
             return BranchOutput(feature, out.loss, {"hit_vt": out.hit_ue, "hit_tv": out.hit_eu})
@@ -177,8 +190,7 @@ class ViCLIP(nn.Module):
     @torch.no_grad()
     def embed_texts(self, texts: list[str]) -> Tensor:
         """Unit text embeddings of any instructions."""
-        tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=CONTEXT_LENGTH)
-        return F.normalize(self.encode_text(tokenizer(texts).to(self.mean.device)), dim=-1)
+        return F.normalize(self.encode_text(self.text_inputs(texts).to(self.mean.device)), dim=-1)
 
     def clips(self, video) -> Tensor:
         """A user's clip (T, H, W, 3) or clips (B, T, H, W, 3) as a uint8 tensor on the model's device; one

@@ -6,7 +6,8 @@ patch kernel is inflated to the video one, the text positions are cut to 32, and
 and `temp` keep their init. As the official code adapts weights: the temporal embedding is truncated for
 fewer frames (interpolated for more), and the spatial positional embedding is resized bicubically when the
 model's image size differs. Only OpenAI's CLIP was trained with QuickGELU like ViCLIP's towers; other CLIP
-weights (e.g. LAION's, trained with GELU) load with a warning.
+weights (e.g. LAION's, trained with GELU) load with a warning. A `mirror` training checkpoint gives its U branch
+(`understanding.*`), which must match as the official file does: U pre-trained by this framework on other tasks.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ NEW_IN_VICLIP = {"vision_encoder.temporal_positional_embedding", "temp"}
 UNUSED_FROM_CLIP = {"logit_scale", "input_resolution", "context_length", "vocab_size"}
 SPATIAL = "vision_encoder.positional_embedding"
 TEMPORAL = "vision_encoder.temporal_positional_embedding"
+BRANCH = "understanding."  # U's prefix in a `mirror` checkpoint's state dict
 
 
 def fit_temporal(embedding: Tensor, frames: int) -> Tensor:
@@ -67,23 +69,36 @@ def from_open_clip(state: dict[str, Tensor], context_length: int) -> dict[str, T
 
 
 def load_pretrained(model: nn.Module, path: str | Path) -> None:
-    """Load official ViCLIP or CLIP weights into `model` (a ViCLIP); one-line error on mismatch."""
+    """Load official ViCLIP or CLIP weights, or the U branch of a `mirror` checkpoint (e.g. U pre-trained on other
+    tasks), into `model` (a ViCLIP; with MiniLM as its text side, a CLIP text tower is not read); one-line error
+    on mismatch."""
     state = read_state_dict(path)
     own = {k: v for k, v in model.state_dict().items() if not k.startswith("recognition")}
+    context = own["text_encoder.positional_embedding"].shape[0] if "text_encoder.positional_embedding" in own else 0
     if any(k.startswith("visual.") for k in state):
-        state = from_open_clip(state, model.text_encoder.positional_embedding.shape[0])
+        state = from_open_clip(state, context)
         expected_missing = NEW_IN_VICLIP
         kind = "CLIP"
         if not is_torchscript(path):
             log.warning("%s: CLIP weights load into ViCLIP's QuickGELU towers; unless they are OpenAI's, they were "
                         "trained with GELU and their features will be off", path)
+    elif any(k.startswith(f"{BRANCH}vision_encoder.") for k in state):  # a `mirror` checkpoint: its U branch
+        state = {k.removeprefix(BRANCH): v for k, v in state.items()
+                 if k.startswith(BRANCH) and not k.startswith(f"{BRANCH}recognition")}
+        expected_missing = set()
+        kind = "mirror (U branch)"
     elif any(k.startswith("vision_encoder.") for k in state):
-        if TEMPORAL in state:
-            state[TEMPORAL] = fit_temporal(state[TEMPORAL], own[TEMPORAL].shape[1])
         expected_missing = set()
         kind = "ViCLIP"
     else:
         raise MirrorError(f"{path}: neither ViCLIP (vision_encoder.*) nor CLIP (visual.*) weights")
+    own_text = {k for k in own if k.startswith("text_encoder.")}
+    if not context and {k for k in state if k.startswith("text_encoder.")} != own_text:
+        # a CLIP text tower in the file, MiniLM's projection in the model: the projection keeps its initialisation
+        state = {k: v for k, v in state.items() if not k.startswith("text_encoder.")}
+        expected_missing = expected_missing | own_text
+    if TEMPORAL in state:
+        state[TEMPORAL] = fit_temporal(state[TEMPORAL], own[TEMPORAL].shape[1])
     if SPATIAL in state:
         state[SPATIAL] = fit_spatial(state[SPATIAL], own[SPATIAL].shape[0])
     missing = sorted(set(own) - set(state) - expected_missing)
