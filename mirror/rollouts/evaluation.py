@@ -111,8 +111,8 @@ def report(trainer: L.Trainer, values: dict[str, float], results: list[EpisodeRe
                     counts=ran)
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger):
-            rows = [[r.task, r.index, r.success, r.reward, r.length, r.error or "", r.detail] for r in results]
-            logger.log_table(f"{prefix}/episodes", ["task", "episode", "success", "reward", "length", "error",
+            rows = [[r.task, r.index, r.success, r.reward, r.length, r.error or "", r.cause, r.detail] for r in results]
+            logger.log_table(f"{prefix}/episodes", ["task", "episode", "success", "reward", "length", "error", "cause",
                                                     "detail"], rows, step=trainer.global_step)
             logger.log_image(f"{prefix}/success_chart", [str(png)], step=trainer.global_step)
 
