@@ -9,6 +9,7 @@ input maps to one point). A run "left chance" when its loss is below ln 32 - 0.3
 ratio compares the share of U-alone runs that left chance with the joint runs'.
 
     python bench/babyai_u_alone.py [--seeds 0 1 2 3 4] [KEY=VALUE ...]   # ~4 min per run on one core
+    python bench/babyai_u_alone.py understanding.lr=5e-4                 # U's former rate, where it collapsed
 """
 
 from __future__ import annotations
