@@ -12,7 +12,7 @@ from mirror.models.protocol import DataSpec
 from mirror.models.understanding.viclip import ViCLIP, ViCLIPConfig
 from tests.conftest import ROOT
 from tests.test_arp import ARP_YAML, SMALL, scene_batch
-from tests.test_viclip import random_official
+from tests.test_viclip import overfit, random_official
 
 TEXTS = ["open the drawer on the left", "pull the drawer on the left open", "lock the door"]
 
@@ -64,13 +64,7 @@ def test_viclip_with_minilm_text_trains_only_the_projection_and_recognises_parap
     assert {id(p) for p in groups["text"]} == {id(model.text_encoder.weight), id(model.text_encoder.bias)}
     video = torch.randint(0, 255, (3, 8, 56, 56, 3), dtype=torch.uint8)
     inputs = {"video": video, "instruction": torch.arange(3), "task": torch.tensor([0, 0, 1])}
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-4)
-    for _ in range(30):
-        out = model(inputs, task=True)
-        opt.zero_grad()
-        out.loss.backward()
-        opt.step()
-    model.eval()
+    overfit(model, inputs, 30)
     assert model.recognise(video, TEXTS) == [0, 1, 2]
     assert model.embed_texts(["lock the door"]).shape == (1, 128)
 

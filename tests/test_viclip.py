@@ -291,19 +291,24 @@ def test_masking_drops_patches_never_the_class_token():
     assert torch.equal(a[1], b[1])
 
 
+def overfit(model: ViCLIP, inputs: dict, steps: int) -> ViCLIP:
+    """`steps` AdamW steps of U's task loss on one batch; the model in evaluation mode after."""
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4)
+    for _ in range(steps):
+        out = model(inputs, task=True)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+    return model.eval()
+
+
 def test_overfitting_drives_recognition_to_100_percent():
     torch.manual_seed(0)
     spec = DataSpec([f"pick up the {c} ball" for c in ("red", "green", "blue", "purple", "yellow", "grey")], ["pick"])
     model = ViCLIP(ViCLIPConfig(name="viclip", size="tiny", temperature=0.05), spec)
     video = torch.randint(0, 255, (6, 8, 56, 56, 3), dtype=torch.uint8)
     inputs = {"video": video, "instruction": torch.arange(6), "task": torch.zeros(6, dtype=torch.long)}
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-4)
-    for _ in range(40):
-        out = model(inputs, task=True)
-        opt.zero_grad()
-        out.loss.backward()
-        opt.step()
-    model.eval()
+    overfit(model, inputs, 40)
     with torch.no_grad():
         metrics = model(inputs, task=True).metrics
     assert metrics["recognition"].compute().item() == 1.0

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mirror.models.minilm import TextSource
 from mirror.plots import scatter_2d
 from mirror.probe import references
 from mirror.probe.similarity import precision_at_k, procrustes_test
@@ -33,7 +34,7 @@ def reference_spaces(texts: list[str], understanding: torch.nn.Module | None,
     """MiniLM, the understanding model's text side, bag of words, and user files by name."""
     spaces = {"MiniLM": references.minilm(texts)}
     if understanding is not None and hasattr(understanding, "text_inputs"):
-        side = "MiniLM + projection" if understanding.cfg.text == "minilm" else "CLIP text"
+        side = "MiniLM + projection" if understanding.cfg.text == TextSource.minilm else "CLIP text"
         spaces[f"{side} (U)"] = references.understanding_text(understanding, texts)
     spaces["bag of words"] = references.bag_of_words(texts)
     for name, path in dict(files).items():

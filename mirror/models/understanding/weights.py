@@ -74,7 +74,8 @@ def load_pretrained(model: nn.Module, path: str | Path) -> None:
     on mismatch."""
     state = read_state_dict(path)
     own = {k: v for k, v in model.state_dict().items() if not k.startswith("recognition")}
-    context = own["text_encoder.positional_embedding"].shape[0] if "text_encoder.positional_embedding" in own else 0
+    clip_text = "text_encoder.positional_embedding" in own  # else MiniLM's projection is the text side
+    context = own["text_encoder.positional_embedding"].shape[0] if clip_text else 0
     if any(k.startswith("visual.") for k in state):
         state = from_open_clip(state, context)
         expected_missing = NEW_IN_VICLIP
@@ -93,7 +94,7 @@ def load_pretrained(model: nn.Module, path: str | Path) -> None:
     else:
         raise MirrorError(f"{path}: neither ViCLIP (vision_encoder.*) nor CLIP (visual.*) weights")
     own_text = {k for k in own if k.startswith("text_encoder.")}
-    if not context and {k for k in state if k.startswith("text_encoder.")} != own_text:
+    if not clip_text and {k for k in state if k.startswith("text_encoder.")} != own_text:
         # a CLIP text tower in the file, MiniLM's projection in the model: the projection keeps its initialisation
         state = {k: v for k, v in state.items() if not k.startswith("text_encoder.")}
         expected_missing = expected_missing | own_text
