@@ -1,128 +1,160 @@
 """The training step of the Meta-World CPU default (`configs/metaworld/mirror.yaml`: tiny ViCLIP + small ARP,
-batch 8) under the ways a CPU step can be made faster, each as a ratio to today's default in the same run.
+batch 8) against the same step before this work and under the other ways a CPU step can be made faster.
 
-Variants, timed round-robin (each round runs every variant once, so drift hits all alike), median over rounds:
-`fp32` (the default: fp32, the process's torch threads), `bf16` (the same step under CPU autocast to bfloat16),
-`threads1` (one torch thread), `channels_last` (a copy whose 2-D convolutions are in channels-last memory format),
-`compile` (a copy's loss under `torch.compile`, inductor; its compile time reported apart, or why it failed).
-Also what the step does not cover, as shares of it: making a batch (8 keyframe samples and their clips from the
-cache, collated) and ARP's renderer (both stages' point renders of the batch).
+Every variant runs in its own process (memory settings are per process), one process per variant and round,
+variants taking turns round by round so drift hits all alike; each process times `--steps` steps after two
+warm-up steps and the median over rounds is reported, with its ratio to `default`:
+`default` (today's code and config, 2 threads, glibc's malloc keeping freed memory as `mirror train` sets it),
+`before` (the code and config of `--before`, a git revision checked out in a temporary worktree, as it ran),
+`arp_dropout` (today's, with ARP's dropout 0.1 back), `malloc` (today's, malloc as the C library ships it),
+`threads1`, `bf16` (CPU autocast), `channels_last` (2-D convolutions), `compile` (the loss under
+`torch.compile`, inductor; its compile time reported apart, or why it failed).
+Also, in `default`'s processes, the shares of the step that making a batch and ARP's renderer take.
 
-    python bench/metaworld_step.py [--rounds 10]   # demonstrations of 2 tasks x 2 episodes made in a temp folder
+    python bench/metaworld_step.py [--rounds 3] [--steps 6] [--before 89007fb]
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
+import os
 import statistics
+import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-import torch
-
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from mirror.benchmarks.metaworld.datamodule import MetaWorldData  # noqa: E402
-from mirror.config import load_config  # noqa: E402
-from mirror.data.sampling import Draw  # noqa: E402
-from mirror.models.execution import geometry as geo  # noqa: E402
-from mirror.models.execution.renderer import render  # noqa: E402
-from mirror.training.module import MirrorModule  # noqa: E402
-from mirror.training.optim import build_optimizer, build_param_groups  # noqa: E402
-
 TASKS = ["drawer-open-v3", "reach-v3"]
+DATA = [f"data.tasks=[{','.join(TASKS)}]", "data.episodes=2", "data.val_episodes=1", "data.test_episodes=1",
+        "data.num_workers=0", "data.demo_workers=1"]
+VARIANTS = {  # name: (source, config overrides, child options)
+    "default": ("today", [], {}),
+    "before": ("before", [], {"malloc": False}),
+    "arp_dropout": ("today", ["execution.dropout=0.1"], {}),
+    "malloc": ("today", [], {"malloc": False}),
+    "threads1": ("today", [], {"threads": 1}),
+    "bf16": ("today", [], {"bf16": True}),
+    "channels_last": ("today", [], {"channels_last": True}),
+    "compile": ("today", [], {"compile": True}),
+}
+
+CHILD = r'''
+import json, statistics, sys, time
+import torch
+opts = json.loads(sys.argv[1])
+sys.path.insert(0, opts["source"])
+if opts.get("malloc", True):
+    from mirror.training.trainer import keep_freed_memory
+    keep_freed_memory()
+from mirror.benchmarks.metaworld.datamodule import MetaWorldData
+from mirror.config import load_config
+from mirror.data.sampling import Draw
+from mirror.training.module import MirrorModule
+from mirror.training.optim import build_optimizer, build_param_groups
+
+def timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+torch.set_num_threads(opts["threads"])
+torch.manual_seed(0)
+cfg = load_config(opts["source"] + "/configs/metaworld/mirror.yaml", opts["overrides"])
+data = MetaWorldData(cfg)
+samples = data.train_set()
+make_batch = lambda: data.collate([samples[Draw(i, (0, 0, i))] for i in range(cfg.data.batch_size)])
+batch = make_batch()
+module = MirrorModule(cfg, data.spec).train()
+if opts.get("channels_last"):
+    for layer in module.modules():
+        if isinstance(layer, torch.nn.Conv2d):
+            layer.to(memory_format=torch.channels_last)
+branches = {"understanding": module.understanding, "execution": module.execution}
+optimizer = build_optimizer(build_param_groups(branches, module.alignment, cfg, cfg.data.batch_size), cfg)
+loss_fn = torch.compile(module.training_loss) if opts.get("compile") else module.training_loss
+
+def step():
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=opts.get("bf16", False)):
+        loss, _ = loss_fn(batch, step=0)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+
+out = {"first_s": timed(step)}  # compiles, for `compile`
+step()
+out["step_s"] = statistics.median(timed(step) for _ in range(opts["steps"]))
+if opts.get("shares"):
+    from mirror.models.execution import geometry as geo
+    from mirror.models.execution.renderer import render
+    e, inputs = module.execution, batch["execution"]
+    placed = e.placed(inputs, train=True, noisy=False)
+    cube, colours, valid = placed["cube"], placed["colours"], placed["valid"]
+    centre = placed["target"][:, None]
+    size, zoom = e.cfg.image_size, e.cfg.zoom
+    out["render_s"] = statistics.median(timed(lambda: (render(cube, colours, valid, size),
+                                        render((cube - centre) * zoom, colours, valid, size))) for _ in range(5))
+    out["loader_s"] = statistics.median(timed(make_batch) for _ in range(5))
+print("RESULT " + json.dumps(out))
+'''
 
 
-def stepper(module: MirrorModule, cfg, batch: dict, loss_fn: Callable | None = None,
-            autocast: bool = False) -> Callable[[], None]:
-    """One optimiser step of `module` on `batch` (U's task loss and the alignment both train, as at step 0)."""
-    branches = {"understanding": module.understanding, "execution": module.execution}
-    optimizer = build_optimizer(build_param_groups(branches, module.alignment, cfg, cfg.data.batch_size), cfg)
-    loss_fn = loss_fn or module.training_loss
-
-    def step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-            loss, _ = loss_fn(batch, step=0)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
-    return step
+def child(source: Path, overrides: list[str], steps: int, options: dict) -> dict:
+    """Run one variant's process and return what it measured."""
+    opts = {"source": str(source), "overrides": overrides, "steps": steps, "threads": 2, **options}
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    done = subprocess.run([sys.executable, "-c", CHILD, json.dumps(opts)], capture_output=True, text=True,
+                          env=env, cwd=source)
+    for line in done.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    return {"failed": last[:200]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--before", default="89007fb", help="git revision of the code before this work")
+    parser.add_argument("--only", nargs="*", default=None, help="variants to run (default: all)")
     args = parser.parse_args()
-    torch.manual_seed(0)
-    threads = torch.get_num_threads()
+    names = [n for n in VARIANTS if args.only is None or n in args.only or n == "default"]
     with TemporaryDirectory() as tmp:
-        cfg = load_config(ROOT / "configs/metaworld/mirror.yaml", [
-            f"data.cache={tmp}", f"data.tasks=[{','.join(TASKS)}]", "data.episodes=2", "data.val_episodes=1",
-            "data.test_episodes=1", "data.num_workers=0", "data.demo_workers=1"])
-        data = MetaWorldData(cfg)
-        samples = data.train_set()
-        n = cfg.data.batch_size
-        make_batch = lambda: data.collate([samples[Draw(i, (0, 0, i))] for i in range(n)])  # noqa: E731
-        batch = make_batch()
-        loader_s = statistics.median(timed(make_batch) for _ in range(5))
-    module = MirrorModule(cfg, data.spec).train()
-    variants: dict[str, tuple[Callable[[], None], Callable[[], None] | None]] = {
-        "fp32": (stepper(module, cfg, batch), None),
-        "bf16": (stepper(module, cfg, batch, autocast=True), None),
-        "threads1": (stepper(module, cfg, batch), lambda: torch.set_num_threads(1)),
-    }
-    last = copy.deepcopy(module)
-    for layer in last.modules():  # the 2-D convolutions' weights (MVT); convolutions carry the format onwards
-        if isinstance(layer, torch.nn.Conv2d):
-            layer.to(memory_format=torch.channels_last)
-    variants["channels_last"] = (stepper(last, cfg, batch), None)
-    out: dict = {"bench": "metaworld_step", "batch": n, "threads": threads, "rounds": args.rounds}
-    compiled = copy.deepcopy(module)
-    try:
-        loss_fn = torch.compile(compiled.training_loss)
-        step = stepper(compiled, cfg, batch, loss_fn)
-        out["compile_s"] = round(timed(step), 1)  # the first call compiles
-        variants["compile"] = (step, None)
-    except Exception as err:  # inductor needs a C++ compiler and may not handle every op: say why
-        out["compile_failed"] = f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
-    for step, _ in variants.values():
-        step()  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(args.rounds):
-        for name, (step, setup) in variants.items():
-            if setup is not None:
-                setup()
-            times[name].append(timed(step))
-            torch.set_num_threads(threads)
-    median = {name: statistics.median(t) for name, t in times.items()}
-    e, inputs = module.execution, batch["execution"]
-    points, colours = e.scene(inputs)
-    bounds, size, zoom = e.cfg.scene_bounds, e.cfg.image_size, e.cfg.zoom
-    cube, centre = geo.to_cube(points, bounds), geo.to_cube(inputs["pose"][:, :3], bounds)
-    valid = geo.in_bounds(points, bounds)
-    render_s = statistics.median(timed(lambda: (render(cube, colours, valid, size),
-                                                render((cube - centre[:, None]) * zoom, colours, valid, size)))
-                                 for _ in range(5))
-    out.update({
-        "step_ms": {k: round(1000 * v, 1) for k, v in median.items()},
-        "ratio_to_fp32": {k: round(v / median["fp32"], 3) for k, v in median.items()},
-        "loader_ms_per_batch": round(1000 * loader_s, 1), "loader_share": round(loader_s / median["fp32"], 3),
-        "render_ms": round(1000 * render_s, 1), "render_share": round(render_s / median["fp32"], 3),
-    })
+        worktree = Path(tmp) / "before"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), args.before],
+                       check=True, capture_output=True)
+        try:
+            sources = {"today": ROOT, "before": worktree}
+            data = [f"data.cache={tmp}/cache", *DATA]
+            child(ROOT, data, 1, {"threads": 1})  # makes the demonstrations once
+            runs: dict[str, list[dict]] = {n: [] for n in names}
+            for r in range(args.rounds):
+                for name in names:
+                    source, overrides, options = VARIANTS[name]
+                    shares = {"shares": True} if name == "default" else {}
+                    runs[name].append(child(sources[source], data + overrides, args.steps, {**options, **shares}))
+                    print(f"round {r + 1}/{args.rounds} {name}: {runs[name][-1]}", file=sys.stderr)
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)],
+                           capture_output=True)
+    out: dict = {"bench": "metaworld_step", "batch": 8, "threads": 2, "rounds": args.rounds, "steps": args.steps,
+                 "before": args.before}
+    median = {n: statistics.median(r["step_s"] for r in rs) for n, rs in runs.items()
+              if all("step_s" in r for r in rs)}
+    out["step_ms"] = {n: round(1000 * v, 1) for n, v in median.items()}
+    out["ratio_to_default"] = {n: round(v / median["default"], 3) for n, v in median.items()}
+    out["speedup_over_before"] = round(median["before"] / median["default"], 2) if "before" in median else None
+    if "compile" in runs and "compile" in median:
+        out["compile_first_step_s"] = round(statistics.median(r["first_s"] for r in runs["compile"]), 1)
+    failed = {n: rs[0]["failed"] for n, rs in runs.items() if "failed" in rs[0]}
+    if failed:
+        out["failed"] = failed
+    d = runs["default"]
+    out["render_share"] = round(statistics.median(r["render_s"] for r in d) / median["default"], 3)
+    out["loader_share"] = round(statistics.median(r["loader_s"] for r in d) / median["default"], 3)
     print(json.dumps(out))
-
-
-def timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 if __name__ == "__main__":

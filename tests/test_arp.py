@@ -21,7 +21,7 @@ from mirror.models.execution import geometry as geo
 from mirror.models.execution.arp import ARP, networks
 from mirror.models.execution.arp_weights import from_arp, load_weights
 from mirror.models.execution.language import load_text_tower, token_features
-from mirror.models.execution.policy import PROMPTS, ARPHead
+from mirror.models.execution.policy import PROMPTS, ARPHead, ConvexUpsample
 from mirror.models.execution.renderer import project, render
 from mirror.models.protocol import DataSpec
 from mirror.training.optim import build_optimizer, build_param_groups
@@ -119,6 +119,36 @@ def test_renderer_equals_brute_force_rvt(zoomed, size):
     assert got.shape == (2, 3, 10, size, size)
     for b in range(2):
         assert torch.allclose(got[b], brute_render(cube[b], colours[b], valid[b], size), atol=1e-6)
+
+
+def test_dropping_invalid_points_changes_no_pixel():
+    gen = torch.Generator().manual_seed(4)
+    cube = torch.stack([scene_cloud(gen), scene_cloud(gen)]) * 0.9
+    colours = torch.rand(2, cube.shape[1], 3, generator=gen)
+    valid = torch.rand(2, cube.shape[1], generator=gen) < torch.tensor([[0.3], [0.6]])
+    kept, small, tint = geo.compact(valid, cube, colours)
+    assert small.shape[1] == valid.sum(1).max() < cube.shape[1]
+    assert torch.equal(small[0, : valid[0].sum()], cube[0][valid[0]])  # order kept: ties still go to the same point
+    for size in (112, 224):
+        for zoom in (1, 4):
+            got = render(small * zoom, tint, kept, size)
+            for b in range(2):
+                assert torch.allclose(got[b], brute_render(cube[b] * zoom, colours[b], valid[b], size), atol=1e-6)
+
+
+def test_convex_upsampling_is_rafts_per_pixel_sum():
+    gen = torch.Generator().manual_seed(5)
+    up = ConvexUpsample(6, 5, 4)
+    x = torch.randn(2, 6, 3, 3, generator=gen).contiguous(memory_format=torch.channels_last)
+    got = up(x)
+    low = F.pad(up.logits(x)[:, 0], (1, 1, 1, 1))
+    weights = 0.1 * up.mask(x)  # (n, 9 x 4 x 4, g, g): neighbour-major, then the sub-pixel row and column
+    want = torch.zeros(2, 12, 12)
+    for gy, gx, ry, rx in np.ndindex(3, 3, 4, 4):
+        w = weights[:, [k * 16 + ry * 4 + rx for k in range(9)], gy, gx].softmax(-1)
+        neighbours = torch.stack([low[:, gy + dy, gx + dx] for dy in range(3) for dx in range(3)], -1)
+        want[:, gy * 4 + ry, gx * 4 + rx] = (w * neighbours).sum(-1)
+    assert torch.allclose(got, want, atol=1e-6)
 
 
 def test_zoomed_render_keeps_what_lies_in_front_and_the_right_camera_sits_at_half():
@@ -482,6 +512,11 @@ def test_heatmaps_recover_a_planted_peak():
     target = torch.rand(4, 3, generator=gen) * 1.8 - 0.9
     soft = geo.gaussian_heatmaps(geo.point_pixels(target, 224), 224)
     assert torch.allclose(soft.sum((-2, -1)), torch.ones(4, 3), atol=1e-4)
+    u, v = geo.point_pixels(target, 224)[1, 2].tolist()  # ARP's target: exp(-d^2 / 2 sigma^2), cut at 3 sigma
+    rows, cols = torch.meshgrid(torch.arange(224.0), torch.arange(224.0), indexing="ij")
+    d2 = (cols - u) ** 2 + (rows - v) ** 2
+    want = torch.exp(-d2 / 4.5) * (d2 <= 9 * 2.25)
+    assert torch.allclose(soft[1, 2], want / want.sum(), atol=1e-6)
     logits = torch.log(soft + 1e-6) + 0.05 * torch.randn(4, 3, 224, 224, generator=gen)
     assert (geo.heatmaps_to_point(logits) - target).abs().max() < 2 / 224
 

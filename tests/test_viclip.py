@@ -269,6 +269,17 @@ def test_shape_mismatch_names_the_key(tmp_path):
         ViCLIP(ViCLIPConfig(name="viclip", size="tiny", checkpoint=str(tmp_path / "none.pt")), SPEC)
 
 
+def test_clips_are_resized_as_float_images_are_within_rounding():
+    model = ViCLIP(ViCLIPConfig(size="tiny", image_size=56), SPEC)
+    video = torch.randint(0, 256, (2, 8, 64, 64, 3), dtype=torch.uint8)
+    x = video.permute(0, 1, 4, 2, 3).flatten(0, 1).float() / 255  # the float path, ViCLIP's ImageNet mean and std
+    x = F.interpolate(x, size=(56, 56), mode="bilinear", antialias=True).view(2, 8, 3, 56, 56).transpose(1, 2)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1, 1)
+    diff = (model.preprocess(video) - (x - mean) / std) * std  # back in [0, 1] units
+    assert diff.abs().max() <= 1.01 / 255 and diff.abs().mean() < 0.5 / 255
+
+
 def test_masking_drops_patches_never_the_class_token():
     model = ViCLIP(ViCLIPConfig(name="viclip", size="tiny", mask_ratio=0.9), SPEC)
     enc = model.vision_encoder

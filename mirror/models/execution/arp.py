@@ -199,7 +199,8 @@ class ARP(nn.Module):
     def placed(self, inputs: dict, train: bool, noisy: bool) -> dict[str, Tensor]:
         """The scene in the cube and, with `train`, the targets: points, colours, validity and the target point,
         orientation and rotation bins, with ARP's training noise when `noisy` (SE(3) by `augment`, RGB noise
-        always). Geometry and labels are computed in float32 whatever the autocast precision."""
+        always). Points outside the bounds are dropped first (`geo.compact`). Geometry and labels are computed in
+        float32 whatever the autocast precision."""
         cfg, bounds = self.cfg, self.cfg.scene_bounds
         points, colours = self.scene(inputs)
         out: dict[str, Tensor] = {}
@@ -207,12 +208,13 @@ class ARP(nn.Module):
             pos, quat = inputs["pose"][:, :3].float(), inputs["pose"][:, 3:].float()
             if noisy and cfg.augment:
                 points, pos, quat = geo.augment(points, pos, quat, bounds, shift=cfg.shift, yaw_degrees=cfg.yaw)
-            if noisy and cfg.rgb_noise > 0:
-                s = cfg.rgb_noise * torch.rand(colours.shape[0], 1, 1, device=colours.device)
-                colours = colours + (torch.rand_like(colours) * 2 - 1) * s
             out["target"], out["quat"] = geo.to_cube(pos, bounds), geo.canonical(quat)
             out["bins"] = geo.quat_to_bins(out["quat"])
-        out["valid"], out["cube"], out["colours"] = geo.in_bounds(points, bounds), geo.to_cube(points, bounds), colours
+        valid, points, colours = geo.compact(geo.in_bounds(points, bounds), points, colours)
+        if train and noisy and cfg.rgb_noise > 0:
+            s = cfg.rgb_noise * torch.rand(colours.shape[0], 1, 1, device=colours.device)
+            colours = colours + (torch.rand_like(colours) * 2 - 1) * s
+        out["valid"], out["cube"], out["colours"] = valid, geo.to_cube(points, bounds), colours
         return out
 
     def run(self, inputs: dict, train: bool, noisy: bool = False) -> dict[str, Tensor]:

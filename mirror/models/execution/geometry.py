@@ -43,6 +43,16 @@ def in_bounds(points: Tensor, bounds: Sequence[float]) -> Tensor:
     return ((points >= points.new_tensor(bounds[:3])) & (points <= points.new_tensor(bounds[3:]))).all(-1)
 
 
+def compact(valid: Tensor, *clouds: Tensor) -> tuple[Tensor, ...]:
+    """Each sample's valid points moved to the front, in their order, and every cloud (B, N, ...) cut to the
+    batch's largest valid count: renders are unchanged (invalid points are never drawn) and cost less."""
+    keep = max(1, int(valid.sum(1).max()))  # one (invalid) point when none is valid: renders stay defined
+    order = torch.argsort((~valid).to(torch.uint8), dim=1, stable=True)[:, :keep]
+    picked = [c.gather(1, order.view(*order.shape, *(1,) * (c.dim() - 2)).expand(-1, -1, *c.shape[2:]))
+              for c in clouds]
+    return valid.gather(1, order), *picked
+
+
 def quat_to_matrix(q: Tensor) -> Tensor:
     """(..., 4) xyzw unit quaternions -> (..., 3, 3) rotation matrices."""
     x, y, z, w = torch.nn.functional.normalize(q, dim=-1).unbind(-1)
@@ -110,9 +120,9 @@ def gaussian_heatmaps(pixels: Tensor, size: int, sigma: float = 1.5) -> Tensor:
     """(..., 2) pixel positions (u, v) -> (..., size, size) Gaussians over the pixel coordinates, cut below
     3 sigma and normalised (sum + 1e-6), as ARP's heatmap targets."""
     grid = torch.arange(size, device=pixels.device, dtype=pixels.dtype)
-    du = (grid - pixels[..., 0:1]) ** 2  # columns
-    dv = (grid - pixels[..., 1:2]) ** 2  # rows
-    heat = torch.exp(-(dv[..., :, None] + du[..., None, :]) / (2 * sigma**2))
+    du = torch.exp(-((grid - pixels[..., 0:1]) ** 2) / (2 * sigma**2))  # columns
+    dv = torch.exp(-((grid - pixels[..., 1:2]) ** 2) / (2 * sigma**2))  # rows
+    heat = dv[..., :, None] * du[..., None, :]  # separable: 2 x size exponentials, not size^2
     heat = torch.where(heat < math.exp(-4.5), 0, heat)
     return heat / (heat.sum((-2, -1), keepdim=True) + 1e-6)
 

@@ -124,10 +124,12 @@ class ViCLIP(nn.Module):
     def preprocess(self, video: Tensor) -> Tensor:
         """uint8 clips (B, T, H, W, 3) -> normalised float (B, 3, T, S, S) at the model's input size S."""
         b, t, h, w, _ = video.shape
-        x = video.permute(0, 1, 4, 2, 3).flatten(0, 1).float() / 255
+        x = video.permute(0, 1, 4, 2, 3).flatten(0, 1)
+        if x.device.type != "cpu":  # CPU resizes uint8 images directly, 4-5x faster (rounded to 1/255)
+            x = x.float()
         if (h, w) != (self.image_size, self.image_size):
             x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", antialias=True)
-        x = x.view(b, t, 3, self.image_size, self.image_size).transpose(1, 2)
+        x = x.float().view(b, t, 3, self.image_size, self.image_size).transpose(1, 2) / 255
         return (x - self.mean) / self.std
 
     def encode_video(self, video: Tensor) -> tuple[Tensor, Tensor]:
