@@ -4,11 +4,11 @@ batch 8) against the same step before this work and under the other ways a CPU s
 Every variant runs in its own process (memory settings are per process), one process per variant and round,
 variants taking turns round by round so drift hits all alike; each process times `--steps` steps after two
 warm-up steps and the median over rounds is reported, with its ratio to `default`:
-`default` (today's code and config, 2 threads, glibc's malloc keeping freed memory as `mirror train` sets it),
-`before` (the code and config of `--before`, a git revision checked out in a temporary worktree, as it ran),
-`arp_dropout` (today's, with ARP's dropout 0.1 back), `malloc` (today's, malloc as the C library ships it),
-`threads1`, `bf16` (CPU autocast), `channels_last` (2-D convolutions), `compile` (the loss under
-`torch.compile`, inductor; its compile time reported apart, or why it failed).
+`default` (today's code and config, 2 threads), `before` (the code and config of `--before`, a git revision
+checked out in a temporary worktree), `arp_dropout` (today's, with ARP's dropout 0.1 back), `malloc` (today's,
+with glibc's malloc keeping freed memory: MALLOC_MMAP_MAX_=0 and a large MALLOC_TRIM_THRESHOLD_), `threads1`,
+`bf16` (CPU autocast), `channels_last` (2-D convolutions), `compile` (the loss under `torch.compile`, inductor;
+its compile time reported apart, or why it failed).
 Also, in `default`'s processes, the shares of the step that making a batch and ARP's renderer take.
 
     python bench/metaworld_step.py [--rounds 3] [--steps 6] [--before 89007fb]
@@ -31,9 +31,9 @@ DATA = [f"data.tasks=[{','.join(TASKS)}]", "data.episodes=2", "data.val_episodes
         "data.num_workers=0", "data.demo_workers=1"]
 VARIANTS = {  # name: (source, config overrides, child options)
     "default": ("today", [], {}),
-    "before": ("before", [], {"malloc": False}),
+    "before": ("before", [], {}),
     "arp_dropout": ("today", ["execution.dropout=0.1"], {}),
-    "malloc": ("today", [], {"malloc": False}),
+    "malloc": ("today", [], {"env": {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "4000000000"}}),
     "threads1": ("today", [], {"threads": 1}),
     "bf16": ("today", [], {"bf16": True}),
     "channels_last": ("today", [], {"channels_last": True}),
@@ -45,9 +45,6 @@ import json, statistics, sys, time
 import torch
 opts = json.loads(sys.argv[1])
 sys.path.insert(0, opts["source"])
-if opts.get("malloc", True):
-    from mirror.training.trainer import keep_freed_memory
-    keep_freed_memory()
 from mirror.benchmarks.metaworld.datamodule import MetaWorldData
 from mirror.config import load_config
 from mirror.data.sampling import Draw
@@ -103,7 +100,7 @@ print("RESULT " + json.dumps(out))
 def child(source: Path, overrides: list[str], steps: int, options: dict) -> dict:
     """Run one variant's process and return what it measured."""
     opts = {"source": str(source), "overrides": overrides, "steps": steps, "threads": 2, **options}
-    env = {**os.environ, "PYTHONPATH": str(source)}
+    env = {**os.environ, "PYTHONPATH": str(source), **opts.pop("env", {})}
     done = subprocess.run([sys.executable, "-c", CHILD, json.dumps(opts)], capture_output=True, text=True,
                           env=env, cwd=source)
     for line in done.stdout.splitlines():

@@ -45,7 +45,8 @@ def test_tiny_joint_run_rolls_out_in_mujoco_then_eval_and_report_write_the_table
     assert code == 0, err
     run = tmp_path / "tiny"
     record = json.loads((run / "validation" / "step0000002.json").read_text())
-    for key in (f"val/u/recognition/{TASK}", "val/align/recall1", "val/e/trans_err_cm", f"rollout/success/{TASK}"):
+    for key in (f"val/u/recognition/{TASK}", "val/align/recall1", "val/e/trans_err_cm", "val/e/trans_err1_cm",
+                f"rollout/success/{TASK}"):
         assert key in record, key
     assert record["rollout/episodes"] == 2 and record["rollout/errors"] == 0
     with open(run / "rollouts" / "step0000002.csv") as f:

@@ -31,7 +31,7 @@ from mirror.training.checkpoint import check_fits, checkpoint_step, read_checkpo
 from mirror.training.logging import RunCSVLogger, build_logger
 from mirror.training.module import MirrorModule, NonFiniteLossError
 from mirror.training.phases import PhaseTimes
-from mirror.training.trainer import build_trainer, cpu_threads, keep_freed_memory, save_step
+from mirror.training.trainer import build_trainer, cpu_threads, save_step
 
 
 class TrainingInterrupted(MirrorError):
@@ -179,7 +179,6 @@ def train(cfg: MirrorConfig, callbacks: Sequence[Callback] = ()) -> Path:
     threads = cpu_threads(cfg)
     if threads is not None:
         torch.set_num_threads(threads)
-        keep_freed_memory()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     module = MirrorModule(cfg, datamodule.spec)

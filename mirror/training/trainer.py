@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 from collections.abc import Sequence
@@ -34,20 +33,6 @@ def cpu_threads(cfg: MirrorConfig) -> int | None:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     processes = t.devices if t.devices > 0 else 1
     return max(1, cores // processes - cfg.data.num_workers)
-
-
-M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's mallopt parameters
-
-
-def keep_freed_memory() -> bool:
-    """Have glibc's malloc keep freed memory for reuse rather than hand it back to the system (as
-    MALLOC_MMAP_MAX_=0 and a large MALLOC_TRIM_THRESHOLD_ do): otherwise a CPU training step spends a fifth of
-    its time in the kernel zeroing fresh pages for the activations. False where the C library is not glibc."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
 
 
 def save_step(trainer: L.Trainer) -> Path:

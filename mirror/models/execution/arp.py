@@ -295,6 +295,7 @@ class ARP(nn.Module):
         target = inputs["pose"][:, :3].float()
         metrics = {
             "trans_err_cm": 100 * (action[:, :3] - target).norm(dim=-1).mean(),
+            "trans_err1_cm": 100 * (geo.from_cube(out["center"], self.cfg.scene_bounds) - target).norm(dim=-1).mean(),
             "rot_acc": (out["pred_bins"] == geo.quat_to_bins(inputs["pose"][:, 3:].float())).all(-1).float().mean(),
             "grip_acc": (out["pred_grip"] == inputs["gripper_open"].round().long()).float().mean(),
         }
