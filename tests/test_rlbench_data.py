@@ -226,3 +226,34 @@ def test_arps_default_workspace_is_rlbenchs():
     from mirror.models.execution.arp import ARPConfig
 
     assert ARPConfig().scene_bounds == list(SCENE_BOUNDS)
+
+
+def pyrep_pointcloud(depth, extrinsics, intrinsics):
+    """PyRep's `pointcloud_from_depth_and_camera_params` as it reads: invert the homogeneous world-to-pixel
+    projection K [R^T | -R^T C] and apply it to (u d, v d, d, 1)."""
+    h, w = depth.shape
+    rotation, centre = extrinsics[:3, :3], extrinsics[:3, 3:]
+    projection = np.vstack([intrinsics @ np.hstack([rotation.T, -rotation.T @ centre]), [0, 0, 0, 1]])
+    v, u = np.mgrid[0:h, 0:w]
+    pixels = np.stack([u * depth, v * depth, depth, np.ones_like(depth)], axis=-1).reshape(-1, 4)
+    return (pixels @ np.linalg.inv(projection).T)[:, :3].reshape(h, w, 3)
+
+
+def test_world_points_are_pyreps_point_clouds_for_each_camera():
+    """Per-camera rays are made once and kept: a second camera (and the first again) must not reuse another's."""
+    rng = np.random.default_rng(3)
+    cameras = []
+    for f in (-110.0, 154.5):  # RLBench's negative focal lengths, Meta-World's positive ones
+        extrinsics = np.eye(4)
+        extrinsics[:3, :3] = np.linalg.qr(rng.normal(size=(3, 3)))[0]
+        extrinsics[:3, 3] = rng.uniform(-1.5, 1.5, size=3)
+        cameras.append((extrinsics, np.array([[f, 0.0, 31.5], [0.0, f, 23.5], [0.0, 0.0, 1.0]])))
+    obs = {"depth": rng.uniform(0.3, 2.5, size=(3, 48, 64)).astype(np.float16),
+           "extrinsics": np.stack([cameras[0][0], cameras[1][0], cameras[0][0]]),
+           "intrinsics": np.stack([cameras[0][1], cameras[1][1], cameras[0][1]])}
+    for _ in range(2):
+        points = world_points(obs)
+        assert points.dtype == np.float32 and points.shape == (3, 48, 64, 3)
+        for c in range(3):
+            reference = pyrep_pointcloud(obs["depth"][c].astype(np.float64), obs["extrinsics"][c], obs["intrinsics"][c])
+            np.testing.assert_allclose(points[c], reference, atol=2e-6)

@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
+
+
+@functools.lru_cache(maxsize=16)
+def _rays(h: int, w: int, camera_to_world: bytes) -> np.ndarray:
+    """(H, W, 3) world direction of each pixel per metre of depth, R K^-1 (u, v, 1); cameras rarely move, so
+    each camera's rays are made once."""
+    m = np.frombuffer(camera_to_world).reshape(3, 3)
+    v, u = np.mgrid[0:h, 0:w].astype(np.float64)
+    rays = np.stack([u, v, np.ones_like(u)], axis=-1) @ m.T
+    rays.flags.writeable = False
+    return rays
 
 
 def depth_to_world(depth: np.ndarray, extrinsics: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
     """(H, W) depth in metres -> (H, W, 3) world points.
 
     Pixel (u = column, v = row) at depth d is the camera-frame point K^-1 (u d, v d, d); the extrinsics are
-    camera-to-world (rotation R, camera position C), so world = R p + C. RLBench's intrinsics carry negative
-    focal lengths, which K^-1 absorbs; this equals PyRep's `pointcloud_from_depth_and_camera_params`.
+    camera-to-world (rotation R, camera position C), so world = d R K^-1 (u, v, 1) + C. RLBench's intrinsics
+    carry negative focal lengths, which K^-1 absorbs; this equals PyRep's `pointcloud_from_depth_and_camera_params`.
     """
-    h, w = depth.shape
-    v, u = np.mgrid[0:h, 0:w].astype(np.float64)
-    pixels = np.stack([u * depth, v * depth, depth.astype(np.float64)], axis=-1)
-    camera = pixels @ np.linalg.inv(intrinsics).T
-    world = camera @ extrinsics[:3, :3].T + extrinsics[:3, 3]
+    m = np.asarray(extrinsics, dtype=np.float64)[:3, :3] @ np.linalg.inv(np.asarray(intrinsics, dtype=np.float64))
+    rays = _rays(*depth.shape, np.ascontiguousarray(m).tobytes())
+    world = np.asarray(depth, dtype=np.float64)[..., None] * rays + np.asarray(extrinsics, dtype=np.float64)[:3, 3]
     return world.astype(np.float32)
 
 
