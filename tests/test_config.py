@@ -88,10 +88,22 @@ def test_switching_a_model_voids_its_earlier_keys():
         load_config(ROOT / "configs/rlbench/viclip.yaml", ["understanding.width=3"])
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*/*.yaml")), ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*/**/*.yaml")),
+                         ids=lambda p: str(p.relative_to(ROOT / "configs")))
 def test_every_shipped_config_loads_and_passes_its_checks(path):
     cfg = load_config(path)
-    assert cfg.data.name == path.parent.name
+    assert cfg.data.name == path.relative_to(ROOT / "configs").parts[0]
+
+
+def test_the_pretrained_setting_is_one_run_with_a_branch_off_starting_u_from_the_pretrained_u():
+    folder = ROOT / "configs/metaworld/pretrained"
+    joint, alone = (load_config(folder / f"{name}.yaml", ["run.root=/r"]) for name in ("mirror", "arp"))
+    u = load_config(folder / "u.yaml")
+    assert joint.understanding.checkpoint == f"/r/{u.run.name}/checkpoints/last.ckpt"
+    assert joint.understanding.text == u.understanding.text == joint.execution.language == "minilm"
+    assert (alone.understanding.name, alone.align.weight, joint.align.weight) == ("none", 0, 0.5)
+    assert alone.execution == joint.execution and alone.trainer == joint.trainer
+    assert alone.data == joint.data
 
 
 def test_mirror_config_shows_the_run_and_names_every_missing_input(cli, tmp_path):

@@ -64,3 +64,19 @@ def test_seeds_script_runs_the_experiments_of_one_seed_side_by_side(tmp_path):
                           capture_output=True)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "calls").read_text().splitlines()[-1].startswith("report ")
+
+
+def test_seeds_script_pretrains_once_then_names_a_folders_runs_and_report_after_it(tmp_path):
+    calls = tmp_path / "calls"
+    env = {**os.environ, "MIRROR": str(stand_in(tmp_path)), "ROOT": "out", "SEEDS": "0", "PRETRAIN": "pretrained/u"}
+    subprocess.run(["bash", str(ROOT / "launch/seeds.sh"), "metaworld", "pretrained/mirror", "pretrained/arp", "--",
+                    "trainer.threads=1"], env=env, check=True, cwd=tmp_path)
+    lines = calls.read_text().splitlines()
+    assert lines[:2] == ["train configs/metaworld/pretrained/u.yaml run.root=out run.name=metaworld-pretrained-u "
+                         "resume=auto trainer.threads=1",
+                         "eval --ckpt out/metaworld-pretrained-u/checkpoints/last.ckpt --reuse"]
+    assert lines[2] == ("train configs/metaworld/pretrained/mirror.yaml seed=0 run.root=out "
+                        "run.name=metaworld-pretrained-mirror-seed0 resume=auto trainer.threads=1")
+    assert lines[-1] == ("report out/metaworld-pretrained-mirror-seed0 out/metaworld-pretrained-arp-seed0 --compare "
+                         "metaworld-pretrained-mirror metaworld-pretrained-arp --out out/metaworld-pretrained-seeds")
+    assert len(lines) == 7
