@@ -25,9 +25,10 @@ def depth_to_world(depth: np.ndarray, extrinsics: np.ndarray, intrinsics: np.nda
     camera-to-world (rotation R, camera position C), so world = d R K^-1 (u, v, 1) + C. RLBench's intrinsics
     carry negative focal lengths, which K^-1 absorbs; this equals PyRep's `pointcloud_from_depth_and_camera_params`.
     """
-    m = np.asarray(extrinsics, dtype=np.float64)[:3, :3] @ np.linalg.inv(np.asarray(intrinsics, dtype=np.float64))
+    e = np.asarray(extrinsics, dtype=np.float64)
+    m = e[:3, :3] @ np.linalg.inv(np.asarray(intrinsics, dtype=np.float64))
     rays = _rays(*depth.shape, np.ascontiguousarray(m).tobytes())
-    world = np.asarray(depth, dtype=np.float64)[..., None] * rays + np.asarray(extrinsics, dtype=np.float64)[:3, 3]
+    world = np.asarray(depth, dtype=np.float64)[..., None] * rays + e[:3, 3]
     return world.astype(np.float32)
 
 
