@@ -23,6 +23,8 @@ JOBS=${JOBS:-1}
 TWIN=${TWIN:-}
 TWIN_TASKS=${TWIN_TASKS:-all}
 PRETRAIN=${PRETRAIN:-}
+# Jobs side by side share the cores: OpenMP threads that spin while they wait would take them from each other.
+if (( JOBS > 1 )); then export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}; fi
 bench=${1:?usage: launch/seeds.sh BENCHMARK EXPERIMENT... [-- KEY=VALUE ...]}
 shift
 exps=()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -152,9 +151,6 @@ def _quiet_third_party_noise() -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    # Before torch loads: idle OpenMP threads sleep rather than spin, or on a few cores shared with another
-    # busy process every parallel op waits on a descheduled spinner (2x slower on 2 cores beside one busy job).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     _quiet_third_party_noise()
     try:
         args.func(args)

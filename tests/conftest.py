@@ -1,8 +1,13 @@
 import os
-from pathlib import Path
 
-import pytest
-import torch
+# Before torch loads, here and in the suite's subprocesses: the suite runs two workers side by side on 2 cores, and
+# OpenMP threads that spin while they wait would take the core the other worker needs (docs/metaworld.md).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from mirror.cli import main
 

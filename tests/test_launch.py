@@ -54,6 +54,19 @@ def test_seeds_script_runs_jobs_side_by_side_and_reports_after_all_into_out(tmp_
             assert mine == ["train", "eval"], (s, exp, lines)
 
 
+def test_seeds_script_makes_openmp_threads_sleep_only_when_jobs_share_the_cores(tmp_path):
+    """Spinning OpenMP threads are fastest for a run alone and 4x slower beside another busy job."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    policies = {}
+    for jobs in ("1", "2"):
+        stub = stand_in(tmp_path, f'echo "${{OMP_WAIT_POLICY:-unset}}" >> {tmp_path / f"policy{jobs}"}')
+        subprocess.run(["bash", str(ROOT / "launch/seeds.sh"), "babyai", "mirror"],
+                       env={**env, "MIRROR": str(stub), "ROOT": "out", "SEEDS": "0", "JOBS": jobs}, check=True,
+                       cwd=tmp_path)
+        policies[jobs] = set((tmp_path / f"policy{jobs}").read_text().split())
+    assert policies == {"1": {"unset"}, "2": {"PASSIVE"}}
+
+
 def test_seeds_script_runs_the_experiments_of_one_seed_side_by_side(tmp_path):
     """JOBS counts runs, not seeds: each train waits (at most 60 s) until both of seed 0's runs have started."""
     barrier = ('if [[ $1 == train ]]; then touch "started.$5"; for _ in $(seq 600); do '

@@ -22,8 +22,8 @@ from mirror.training.progress import build_progress_bar
 
 def cpu_threads(cfg: MirrorConfig) -> int | None:
     """Torch threads for each training process: `trainer.threads`, or when training on CPUs the cores this
-    process may use, shared among the node's training processes and their data-loader workers (more threads
-    than cores stall every parallel op on the slowest thread). None: leave torch's choice (GPU training)."""
+    process may use, shared among the node's training processes (more threads than cores stall every parallel
+    op on the slowest thread; loader workers sleep most of a step). None: leave torch's choice (GPU training)."""
     t = cfg.trainer
     if t.threads is not None:
         return t.threads
@@ -32,7 +32,7 @@ def cpu_threads(cfg: MirrorConfig) -> int | None:
         return None
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     processes = t.devices if t.devices > 0 else 1
-    return max(1, cores // processes - cfg.data.num_workers)
+    return max(1, cores // processes)
 
 
 def save_step(trainer: L.Trainer) -> Path:
