@@ -2,9 +2,11 @@
 training with rollouts at each validation, and the final report, on the machine at hand, in a fresh folder.
 
 Prints one JSON line: the wall time of each phase and in all, the policy's success (%) per task and on average
-at the last validation, recognition top-1 and alignment Recall@1, each beside its goal (45 min, 70%) as a ratio.
+at the last validation (2 rollouts a task: a glance), recognition top-1 and alignment Recall@1; the run's time
+without its setup (demonstrations, models) beside issue 31's goal of 60 min as a ratio.
     python bench/metaworld_e2e.py [--root DIR --name NAME] [KEY=VALUE ...]   (overrides go to the run, e.g. seed=1)
-The run and its fresh demonstrations (`DIR/demos`) are kept under --root when it is given.
+The run and its fresh demonstrations (`DIR/demos`) are kept under --root when it is given; `data.cache=DIR` uses
+demonstrations made before.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from mirror.analysis.runs import read_run  # noqa: E402
+from mirror.training.phases import PHASES  # noqa: E402
 
 CONFIG = ROOT / "configs" / "metaworld" / "mirror.yaml"
-GOAL_WALL_S, GOAL_SUCCESS = 45 * 60, 70.0  # seconds, mean success (%)
+GOAL_RUN_S = 60 * 60  # training and validation (with rollouts), seconds
 
 
 def main(root: str | None, name: str, overrides: list[str]) -> None:
@@ -36,6 +39,7 @@ def main(root: str | None, name: str, overrides: list[str]) -> None:
         wall = time.perf_counter() - start
         phases = json.loads((run / "phases.json").read_text())[-1]
         record = read_run(run)
+    run_s = phases[PHASES[1]] + phases[PHASES[2]]
     success = {task: mean for task, (mean, _) in record.success.items()}
     print(json.dumps({
         "bench": "metaworld_e2e", "config": str(CONFIG.relative_to(ROOT)), "overrides": overrides,
@@ -43,7 +47,7 @@ def main(root: str | None, name: str, overrides: list[str]) -> None:
         "success": {k: round(v, 3) for k, v in success.items()},
         "recognition_top1": record.metrics.get("val/u/recognition"),
         "align_recall1": record.metrics.get("val/align/recall1"),
-        "wall_over_goal": round(wall / GOAL_WALL_S, 3), "success_over_goal": round(success["avg"] / GOAL_SUCCESS, 3),
+        "run_s": round(run_s, 1), "run_over_goal": round(run_s / GOAL_RUN_S, 3),
     }))
 
 
