@@ -4,8 +4,11 @@ batch 8) against the same step before this work and under the other ways a CPU s
 Every variant runs in its own process (memory settings are per process), one process per variant and round,
 variants taking turns round by round so drift hits all alike; each process times `--steps` steps after two
 warm-up steps and the median over rounds is reported, with its ratio to `default`:
-`default` (today's code and config, 2 threads), `before` (the code and config of `--before`, a git revision
-checked out in a temporary worktree), `arp_dropout` (today's, with ARP's dropout 0.1 back), `malloc` (today's,
+`default` (today's code and config, 2 threads whose OpenMP workers spin while they wait, as `mirror train` runs
+alone), `before` (the code and config of `--before`, a git revision checked out in a temporary worktree),
+`before_as_trained` (that code at one thread, as `mirror train` ran the default beside its loader worker until
+2026-12-07), `passive` (today's, OpenMP threads sleeping while they wait, as `mirror train` made them until then),
+`arp_dropout` (today's, with ARP's dropout 0.1 back), `malloc` (today's,
 with glibc's malloc keeping freed memory: MALLOC_MMAP_MAX_=0 and a large MALLOC_TRIM_THRESHOLD_), `threads1`,
 `bf16` (CPU autocast), `channels_last` (2-D convolutions), `compile` (the loss under `torch.compile`, inductor;
 its compile time reported apart, or why it failed).
@@ -32,6 +35,8 @@ DATA = [f"data.tasks=[{','.join(TASKS)}]", "data.episodes=2", "data.val_episodes
 VARIANTS = {  # name: (source, config overrides, child options)
     "default": ("today", [], {}),
     "before": ("before", [], {}),
+    "before_as_trained": ("before", [], {"threads": 1}),
+    "passive": ("today", [], {"env": {"OMP_WAIT_POLICY": "PASSIVE"}}),
     "arp_dropout": ("today", ["execution.dropout=0.1"], {}),
     "malloc": ("today", [], {"env": {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "4000000000"}}),
     "threads1": ("today", [], {"threads": 1}),
@@ -100,7 +105,8 @@ print("RESULT " + json.dumps(out))
 def child(source: Path, overrides: list[str], steps: int, options: dict) -> dict:
     """Run one variant's process and return what it measured."""
     opts = {"source": str(source), "overrides": overrides, "steps": steps, "threads": 2, **options}
-    env = {**os.environ, "PYTHONPATH": str(source), **opts.pop("env", {})}
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}  # OpenMP's default unless a variant sets it
+    env = {**env, "PYTHONPATH": str(source), **opts.pop("env", {})}
     done = subprocess.run([sys.executable, "-c", CHILD, json.dumps(opts)], capture_output=True, text=True,
                           env=env, cwd=source)
     for line in done.stdout.splitlines():
@@ -143,6 +149,8 @@ def main() -> None:
     out["step_ms"] = {n: round(1000 * v, 1) for n, v in median.items()}
     out["ratio_to_default"] = {n: round(v / median["default"], 3) for n, v in median.items()}
     out["speedup_over_before"] = round(median["before"] / median["default"], 2) if "before" in median else None
+    as_trained = median.get("before_as_trained")
+    out["speedup_over_before_as_trained"] = round(as_trained / median["default"], 2) if as_trained else None
     if "compile" in runs and "compile" in median:
         out["compile_first_step_s"] = round(statistics.median(r["first_s"] for r in runs["compile"]), 1)
     failed = {n: rs[0]["failed"] for n, rs in runs.items() if "failed" in rs[0]}
