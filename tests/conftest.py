@@ -16,8 +16,8 @@ TOY = str(ROOT / "tests" / "configs" / "toy.yaml")
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 os.environ.setdefault("WANDB_SILENT", "true")
-# One thread, as `mirror train` uses beside a loader worker on 2 cores: with two, every parallel op waits for a
-# thread that another process (the suite's own subprocesses, a job beside it) has taken off the core.
+# One thread in the suite's own processes: with two, every parallel op waits for a thread that another process
+# (the other worker, the suite's subprocesses, a job beside it) has taken off the core.
 torch.set_num_threads(1)
 
 
