@@ -7,7 +7,8 @@
 #   metaworld-pretrained-mirror-seed<N>, the report goes to runs/metaworld-pretrained-seeds)
 # For every seed and experiment: `mirror train configs/BENCHMARK/EXPERIMENT.yaml` as runs/BENCHMARK-EXPERIMENT-seed<N>,
 # then `mirror eval` of its last checkpoint on the test scenes (and, for the experiments listed in TWIN, once more
-# with each episode of the TWIN_TASKS told its twin task's instruction); finally `mirror report` over all runs into
+# with each episode of the TWIN_TASKS told its twin task's instruction, and for those in PARAPHRASE once more with
+# each episode told its instruction's held-out paraphrase); finally `mirror report` over all runs into
 # OUT (runs/BENCHMARK-seeds), the first experiment compared with each other one over the runs (the seed as the unit,
 # paired by seed). Extra overrides after `--` go to every run. PRETRAIN=EXP trains (and evaluates) configs/BENCHMARK/EXP.yaml
 # once first, as ROOT/BENCHMARK-EXP (e.g. runs/metaworld-pretrained-u), for the configs that start from its checkpoint:
@@ -22,6 +23,7 @@ SEEDS=${SEEDS:-0 1 2}
 JOBS=${JOBS:-1}
 TWIN=${TWIN:-}
 TWIN_TASKS=${TWIN_TASKS:-all}
+PARAPHRASE=${PARAPHRASE:-}
 PRETRAIN=${PRETRAIN:-}
 # Jobs side by side share the cores: OpenMP threads that spin while they wait would take them from each other.
 if (( JOBS > 1 )); then export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}; fi
@@ -43,6 +45,9 @@ one_run() {
   "$MIRROR" eval --ckpt "$ckpt" --reuse  # kept when it evaluated this step already
   if [[ " $TWIN " == *" $exp "* ]]; then
     "$MIRROR" eval --ckpt "$ckpt" --reuse --twin --tasks $TWIN_TASKS
+  fi
+  if [[ " $PARAPHRASE " == *" $exp "* ]]; then
+    "$MIRROR" eval --ckpt "$ckpt" --reuse --paraphrase
   fi
 }
 

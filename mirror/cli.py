@@ -32,7 +32,8 @@ def _eval(args: argparse.Namespace) -> None:
     if config is not None and "=" in config:
         overrides.insert(0, config)
         config = None
-    plan = Rollouts(tasks=args.tasks, episodes=args.episodes, repeats=args.repeats, twin=args.twin, video=args.video,
+    told = "twin" if args.twin else "paraphrase" if args.paraphrase else "instruction"
+    plan = Rollouts(tasks=args.tasks, episodes=args.episodes, repeats=args.repeats, told=told, video=args.video,
                     failures=args.failures, reuse=args.reuse)
     report, out = evaluate(args.ckpt, overrides, config, plan)
     metrics = report["metrics"]
@@ -106,8 +107,11 @@ def parser() -> argparse.ArgumentParser:
                    "evaluation folder, named by task, seed and outcome; the first of each task to W&B)")
     p.add_argument("--failures", action="store_true", help="with --video N: film each task's first N failed "
                    "episodes instead (played once more), captioned with the failure's cause")
-    p.add_argument("--twin", action="store_true", help="tell each episode its twin task's instruction (Meta-World: "
-                   "does the policy need language?)")
+    told = p.add_mutually_exclusive_group()
+    told.add_argument("--twin", action="store_true", help="tell each episode its twin task's instruction "
+                      "(Meta-World: does the policy need language?)")
+    told.add_argument("--paraphrase", action="store_true", help="tell each episode its instruction's held-out "
+                      "paraphrase (Meta-World: does the policy's language generalise?)")
     p.add_argument("--reuse", action="store_true", help="keep the run's evaluation of this checkpoint if it is of "
                    "the same training step and was asked for with the same options")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="changes to the saved config")

@@ -15,12 +15,13 @@ class FaultyEnv:
     def __init__(self, env):
         self.env = env
 
-    def run_episode(self, task: str, index: int, policy, repeat: int = 0, twin: bool = False, video: bool = False):
+    def run_episode(self, task: str, index: int, policy, repeat: int = 0, told: str = "instruction",
+                    video: bool = False):
         if index == CRASH:
             os.abort()
         if index == HANG:
             time.sleep(3600)
-        return self.env.run_episode(task, index, policy, repeat, twin, video)
+        return self.env.run_episode(task, index, policy, repeat, told, video)
 
 
 def make_env(cfg, split):

@@ -153,6 +153,8 @@ def test_the_readme_python_example_runs_on_a_trained_run_without_its_data(cli, t
     code, _, err = cli("eval", "--ckpt", str(path), "--episodes", "2", "data.test_episodes=4")
     metrics = json.loads((path.parent.parent / "eval" / "last" / "metrics.json").read_text())["metrics"]
     assert code == 0 and 0 <= metrics["recognition/instruction@1"] <= 1 and "recognition/instruction@0.25" in metrics
+    code, _, err = cli("eval", "--ckpt", str(path), "--paraphrase")
+    assert code == 2 and "--paraphrase: the instructions of data 'babyai' have no held-out paraphrases" in err
     state = trained.module.state_dict()
     assert all(torch.equal(v, state[k]) for k, v in module.state_dict().items())
 

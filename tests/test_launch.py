@@ -17,7 +17,8 @@ def stand_in(tmp_path, before: str = "", after: str = ""):
 
 def test_seeds_script_trains_and_evaluates_each_experiment_per_seed_then_compares_them(tmp_path):
     calls = tmp_path / "calls"
-    env = {**os.environ, "MIRROR": str(stand_in(tmp_path)), "ROOT": "out", "SEEDS": "0 1", "TWIN": "arp"}
+    env = {**os.environ, "MIRROR": str(stand_in(tmp_path)), "ROOT": "out", "SEEDS": "0 1", "TWIN": "arp",
+           "PARAPHRASE": "mirror arp"}
     subprocess.run(["bash", str(ROOT / "launch/seeds.sh"), "metaworld", "mirror", "arp", "--", "trainer.max_steps=5"],
                    env=env, check=True, cwd=tmp_path)
     lines = calls.read_text().splitlines()
@@ -29,6 +30,7 @@ def test_seeds_script_trains_and_evaluates_each_experiment_per_seed_then_compare
                       "trainer.max_steps=5", f"eval --ckpt out/{name}/checkpoints/last.ckpt --reuse"]
             if exp == "arp":
                 steps.append(f"eval --ckpt out/{name}/checkpoints/last.ckpt --reuse --twin --tasks all")
+            steps.append(f"eval --ckpt out/{name}/checkpoints/last.ckpt --reuse --paraphrase")
     runs = " ".join(f"out/metaworld-{exp}-seed{s}" for s in (0, 1) for exp in ("mirror", "arp"))
     assert lines == [*steps, f"report {runs} --compare metaworld-mirror metaworld-arp --out out/metaworld-seeds"]
 

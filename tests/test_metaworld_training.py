@@ -91,12 +91,20 @@ def test_tiny_joint_run_rolls_out_in_mujoco_then_eval_and_report_write_the_table
 
     code, _, err = cli("eval", "--ckpt", str(run / "checkpoints" / "last.ckpt"), "--twin")
     assert code == 2 and "--twin: the tasks of data 'metaworld' have no twins" in err
+    code, _, err = cli("eval", "--ckpt", str(run / "checkpoints" / "last.ckpt"), "--paraphrase", "--repeats", "1")
+    assert code == 0, err
+    told = json.loads((run / "eval" / "last_paraphrase" / "metrics.json").read_text())
+    assert told["request"]["told"] == "paraphrase" and "recognition/instruction@1" not in told["metrics"]
+    with open(run / "eval" / "last_paraphrase" / "episodes.csv") as f:
+        heard = [e["instruction"] for e in csv.DictReader(f)]
+    assert len(heard) == 2 and all(h.startswith("move the gripper to the ") for h in heard), heard
 
     code, out, err = cli("report", str(run), "--out", str(tmp_path / "report"))
     assert code == 0, err
     text = (tmp_path / "report" / "report.md").read_text()
     assert f"| Method | Avg. Success | {TASK} |" in text and "| tiny |" in text and "Table 1" in text
     assert "| success rate mean (%) |" in text and "| alignment Recall@1 (val) |" in text
+    assert "| success rate mean, told the held-out paraphrases (%) |" in text
 
     code, _, err = cli("eval", "--ckpt", str(run / "checkpoints" / "last.ckpt"), "--failures")
     assert code == 2 and "needs --video N" in err
@@ -125,15 +133,16 @@ def test_the_same_command_with_the_same_threads_trains_the_same_weights(cli, tmp
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
-def test_twin_evaluation_tells_each_episode_the_twin_tasks_instruction():
+def test_an_episode_hears_its_instruction_its_twin_tasks_or_its_held_out_paraphrase():
     env = MetaWorldEnv(0, "test", size=32, max_keyframes=1)
     heard = []
     try:
-        for twin in (False, True):
-            env.run_episode("drawer-open-v3", 1, lambda inputs, text: heard.append(text) or np.zeros(9), twin=twin)
+        for told in ("instruction", "twin", "paraphrase"):
+            env.run_episode("drawer-open-v3", 1, lambda inputs, text: heard.append(text) or np.zeros(9), told=told)
     finally:
         env.close()
-    assert heard == ["open the drawer on the right", "close the drawer on the right"]
+    assert heard == ["open the drawer on the right", "close the drawer on the right",
+                     "pull out the drawer on the right"]
 
 
 def test_a_simulator_worker_that_dies_or_hangs_costs_one_episode(tmp_path):

@@ -26,7 +26,8 @@ HEADLINE = {"val/u/recognition": "recognition top-1 (val)", "val/align/recall1":
 @dataclass
 class Evaluation:
     """One `mirror eval` folder: the step of the checkpoint it evaluated (-1 unknown), episodes per task and
-    repeats behind its success figures, and whether it covered every task with their own instructions."""
+    repeats behind its success figures, whether it covered every task with their own instructions, and what
+    its episodes were told (`instruction`, `twin`, `paraphrase`)."""
 
     folder: Path
     data: dict
@@ -34,7 +35,7 @@ class Evaluation:
     episodes: int | None
     repeats: int
     full: bool
-    twin: bool
+    told: str
 
     @property
     def scale(self) -> int:
@@ -43,7 +44,8 @@ class Evaluation:
     def describe(self) -> str:
         step = f"step {self.step}" if self.step >= 0 else "step unknown"
         rests = f", {self.episodes} episodes x {self.repeats} repeat(s) per task" if self.episodes else ""
-        kind = "" if self.full else ", twin instructions" if self.twin else ", a subset of the tasks"
+        kind = "" if self.full else f", {self.told} instructions" if self.told != "instruction" \
+            else ", a subset of the tasks"
         return f"{self.folder.parent.parent.name}/eval/{self.folder.name} ({step}{rests}{kind})"
 
 
@@ -60,6 +62,7 @@ def evaluations(path: Path) -> list[Evaluation]:
         folder = metrics.parent
         request = data.get("request", {})
         twin = request.get("twin", folder.name.endswith("_twin"))
+        told = request.get("told", "twin" if twin else "instruction")
         step = data.get("step")
         repeats = data.get("repeats", 1)
         episodes = data.get("episodes")
@@ -67,15 +70,17 @@ def evaluations(path: Path) -> list[Evaluation]:
             rows = _rows(folder / "episodes.csv")
             tasks = {r["task"] for r in rows}
             episodes = len(rows) // max(1, repeats * len(tasks)) if rows else None
-        full = not twin and request.get("tasks", ["all"]) == ["all"] and ("success" in data or "metrics" in data)
+        full = told == "instruction" and request.get("tasks", ["all"]) == ["all"] \
+            and ("success" in data or "metrics" in data)
         found.append(Evaluation(folder, data, _step_of(folder.name) if step is None else step, episodes, repeats,
-                                full, twin))
+                                full, told))
     return found
 
 
-def choose(found: list[Evaluation], named: str | None = None) -> tuple[Evaluation | None, Evaluation | None]:
+def choose(found: list[Evaluation], named: str | None = None) -> tuple[Evaluation | None, dict[str, Evaluation]]:
     """The evaluation a report uses (the named folder, else the full one of the latest step with the most
-    episodes) and the twin evaluation of the same step (else the latest)."""
+    episodes) and, by what their episodes were told, the twin and paraphrase evaluations of the same step (else
+    the latest)."""
     if named is not None:
         chosen = next((e for e in found if e.folder.name == named), None)
         if chosen is None and found:
@@ -84,9 +89,12 @@ def choose(found: list[Evaluation], named: str | None = None) -> tuple[Evaluatio
     else:
         full = [e for e in found if e.full and "success" in e.data] or [e for e in found if e.full]
         chosen = max(full, key=lambda e: (e.step, e.scale), default=None)
-    twins = [e for e in found if e.twin]
-    twin = max(twins, key=lambda e: (chosen is not None and e.step == chosen.step, e.step, e.scale), default=None)
-    return chosen, twin
+    others = {}
+    for told in ("twin", "paraphrase"):
+        told_so = [e for e in found if e.told == told]
+        if told_so:
+            others[told] = max(told_so, key=lambda e: (chosen is not None and e.step == chosen.step, e.step, e.scale))
+    return chosen, others
 
 
 @dataclass
@@ -100,6 +108,7 @@ class RunRecord:
     scenes: dict[Item, float] = field(default_factory=dict)  # test scene -> success (mean over repeats)
     clips: dict[Item, float] = field(default_factory=dict)  # test clip -> recognised (whole episode)
     twin: dict[str, float] = field(default_factory=dict)  # task -> success with the twin task's instruction
+    paraphrase: dict[str, float] = field(default_factory=dict)  # task or "avg" -> success told the paraphrase
     curve: dict[int, dict[str, float]] = field(default_factory=dict)  # step -> task or "avg" -> success (%)
     lost: int = 0  # test episodes lost to errors (left out of `scenes`)
     source: str = ""  # where the success figures come from, and how many episodes they rest on
@@ -178,12 +187,12 @@ def read_run(path: str | Path, named: str | None = None) -> RunRecord:
     config = yaml.safe_load((path / "config.yaml").read_text())
     record = RunRecord(path, config["run"]["name"], config)
     found = evaluations(path)
-    chosen, twin = choose(found, named)
+    chosen, others = choose(found, named)
     if chosen is not None:
         _use_evaluation(record, chosen)
-    if twin is not None:
-        record.twin = {t: v["mean"] for t, v in twin.data.get("success", {}).items()}
-    record.skipped = [e.describe() for e in found if e is not chosen and e is not twin]
+    for told, evaluation in others.items():
+        setattr(record, told, {t: v["mean"] for t, v in evaluation.data.get("success", {}).items()})
+    record.skipped = [e.describe() for e in found if e is not chosen and e not in others.values()]
     _use_validation(record, path)
     if (path / "summary.json").is_file():
         rows = json.loads((path / "summary.json").read_text())["summary"]
@@ -195,9 +204,11 @@ def read_run(path: str | Path, named: str | None = None) -> RunRecord:
 def headline(record: RunRecord) -> dict[str, float]:
     """What runs are compared by over seeds: success on the test scenes (mean over tasks, then per task),
     recognition of the test clips (instructions at each clip span, paraphrases) or of the validation clips,
-    and alignment Recall@1 on the validation data."""
+    success told the paraphrases, and alignment Recall@1 on the validation data."""
     out = {f"success rate {'mean' if task == 'avg' else task} (%)": mean
            for task, (mean, _) in sorted(record.success.items(), key=lambda item: item[0] != "avg")}
+    if "avg" in record.paraphrase:
+        out["success rate mean, told the held-out paraphrases (%)"] = record.paraphrase["avg"]
     for key, value in record.metrics.items():
         if key.startswith("recognition/") and key.count("/") == 1:
             kind, span = key.removeprefix("recognition/").split("@")

@@ -55,28 +55,28 @@ def setup(make_env: MakeEnv, split: str, payload: bytes) -> Worker:
     return _worker
 
 
-def run(worker: Worker, job: tuple[str, int, int, bool, bool]):
+def run(worker: Worker, job: tuple[str, int, int, str, bool]):
     """One episode: its result, and with the video the frames (only then, so rollouts without one cost nothing
     more)."""
-    task, index, repeat, twin, video = job
-    result = worker.env.run_episode(task, index, worker.policy, repeat, twin=twin, video=video)
+    task, index, repeat, told, video = job
+    result = worker.env.run_episode(task, index, worker.policy, repeat, told=told, video=video)
     return (result, np.stack(worker.env.frames)) if video else result
 
 
 class KeyframeRollouts:
     """A rollout runner: which evaluation episodes, run by a pool of simulator processes. Subclasses set
     `make_env`, the importable function that builds a worker's simulator from the config. `split` picks the
-    scenes (`rollout` for validation, `test` for `mirror eval`), `twin` gives each episode its twin task's
-    instruction; set them before the first `run`. The first `video` episodes of each task in repeat 0 are
-    filmed (with `failures`, its first `video` failures, played once more: scenes and policy are
-    deterministic): their frames are in `videos` after `run`."""
+    scenes (`rollout` for validation, `test` for `mirror eval`), `told` what each episode hears (its
+    `instruction`, its twin task's: `twin`, its held-out `paraphrase`); set them before the first `run`. The
+    first `video` episodes of each task in repeat 0 are filmed (with `failures`, its first `video` failures,
+    played once more: scenes and policy are deterministic): their frames are in `videos` after `run`."""
 
     make_env: MakeEnv
 
     def __init__(self, cfg: MirrorConfig, spec: DataSpec):
         self.cfg, self.spec = cfg, spec
         self.tasks = list(cfg.data.rollout_tasks or cfg.data.tasks)
-        self.split, self.twin, self.video, self.failures = "rollout", False, 0, False
+        self.split, self.told, self.video, self.failures = "rollout", "instruction", 0, False
         self.videos: dict[tuple[str, int, int], tuple[EpisodeResult, np.ndarray]] = {}
         self.pool: RolloutPool | None = None
 
@@ -88,19 +88,19 @@ class KeyframeRollouts:
         if not episodes:
             return []
         films = repeat == 0 and not self.failures
-        results = self._play(module, [(task, i, repeat, self.twin, films and i < self.video) for task, i in episodes])
+        results = self._play(module, [(task, i, repeat, self.told, films and i < self.video) for task, i in episodes])
         if repeat == 0 and self.failures and self.video:
             filmed: Counter = Counter()
             again = []
             for r in results:
                 if not r.success and not r.is_lost and filmed[r.task] < self.video:
                     filmed[r.task] += 1
-                    again.append((r.task, r.index, repeat, self.twin, True))
+                    again.append((r.task, r.index, repeat, self.told, True))
             if again:
                 self._play(module, again, "filming failures")
         return results
 
-    def _play(self, module: torch.nn.Module, jobs: list[tuple[str, int, int, bool, bool]], what: str = ""
+    def _play(self, module: torch.nn.Module, jobs: list[tuple[str, int, int, str, bool]], what: str = ""
               ) -> list[EpisodeResult]:
         """Run the episode jobs in the pool; filmed ones go to `videos`, lost ones come back as errors."""
         if self.pool is None:

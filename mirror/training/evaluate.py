@@ -4,9 +4,9 @@ stored test demos of RLBench), repeated `repeats` times, reported as success per
 paper's Table 2 layout).
 
 Everything goes to `<run>/eval/<checkpoint or zero_shot>/` (`..._twin/` when each episode is told its twin
-task's instruction): metrics.json, episodes.csv, table.md, table.png, failures.md (Meta-World: failed episodes by
-cause), recognition.csv, confusion.png, videos/, and to
-the run's W&B run (offline unless an API key is configured).
+task's instruction, `..._paraphrase/` its instruction's held-out paraphrase): metrics.json, episodes.csv,
+table.md, table.png, failures.md (Meta-World: failed episodes by cause), recognition.csv, confusion.png,
+videos/, and to the run's W&B run (offline unless an API key is configured).
 """
 
 from __future__ import annotations
@@ -36,20 +36,22 @@ from mirror.training.run import run_dir
 @dataclass
 class Rollouts:
     """What to roll out: task names (or 'all'), episodes per task and repeated evaluations (None: the data's
-    `test_episodes` and `test_repeats`), and whether each episode is told its twin task's instruction."""
+    `test_episodes` and `test_repeats`), and what each episode is told: its `instruction`, its twin task's
+    (`twin`) or its instruction's held-out `paraphrase`."""
 
     tasks: list[str] | None = None
     episodes: int | None = None
     repeats: int | None = None
-    twin: bool = False
+    told: str = "instruction"
     video: int = 0  # episodes per task filmed (in the first repeat)
     failures: bool = False  # film the first `video` failures of each task instead of the first episodes
     reuse: bool = False  # keep an evaluation of the same checkpoint step with the same request
 
     def request(self, overrides: Sequence[str]) -> dict:
         """What was asked for, as `metrics.json` records it (the video aside: it changes no figure)."""
-        return {"tasks": self.tasks or ["all"], "episodes": self.episodes, "repeats": self.repeats,
-                "twin": self.twin, "overrides": list(overrides)}
+        asked = {"tasks": self.tasks or ["all"], "episodes": self.episodes, "repeats": self.repeats,
+                 "twin": self.told == "twin", "overrides": list(overrides)}
+        return {**asked, "told": self.told} if self.told == "paraphrase" else asked
 
 
 def validate(cfg, datamodule, module) -> dict[str, float]:
@@ -61,14 +63,17 @@ def validate(cfg, datamodule, module) -> dict[str, float]:
 
 
 def choose_tasks(runner, plan: Rollouts, datamodule) -> None:
-    """Restrict the runner to the planned tasks (all by default, those with a twin for `twin`); unknown ones
-    fail before anything runs."""
-    if plan.twin:
+    """Restrict the runner to the planned tasks (all by default, those with a twin for `twin`) and tell it what
+    each episode hears; unknown tasks and data without twins or paraphrases fail before anything runs."""
+    name = datamodule.cfg.data.name
+    if plan.told == "twin":
         twins = datamodule.twin_tasks() if hasattr(datamodule, "twin_tasks") else []
         if not twins:
-            raise ConfigError(f"--twin: the tasks of data '{datamodule.cfg.data.name}' have no twins")
+            raise ConfigError(f"--twin: the tasks of data '{name}' have no twins")
         runner.tasks = [t for t in runner.tasks if t in twins]
-        runner.twin = True
+    if plan.told == "paraphrase" and not datamodule.spec.paraphrases:
+        raise ConfigError(f"--paraphrase: the instructions of data '{name}' have no held-out paraphrases")
+    runner.told = plan.told
     if plan.tasks and plan.tasks != ["all"]:
         unknown = [t for t in plan.tasks if t not in runner.tasks]
         if unknown:
@@ -92,9 +97,9 @@ def run_of(ckpt: Path) -> Path:
     return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
 
 
-def eval_folder(run: Path, name: str, twin: bool) -> Path:
+def eval_folder(run: Path, name: str, told: str = "instruction") -> Path:
     """Where the evaluation of checkpoint `name` (or `zero_shot`) goes in the run."""
-    return run / "eval" / (f"{name}_twin" if twin else name)
+    return run / "eval" / (name if told == "instruction" else f"{name}_{told}")
 
 
 def evaluate(ckpt: str | Path | None, overrides: Sequence[str] = (), config: str | Path | None = None,
@@ -107,7 +112,7 @@ def evaluate(ckpt: str | Path | None, overrides: Sequence[str] = (), config: str
     if ckpt is not None:
         ckpt = Path(ckpt)
         step = checkpoint_step(ckpt)
-        done = eval_folder(run_of(ckpt), ckpt.stem, plan.twin) / "metrics.json"
+        done = eval_folder(run_of(ckpt), ckpt.stem, plan.told) / "metrics.json"
         if plan.reuse and done.is_file():
             before = json.loads(done.read_text())
             if before.get("step") == step >= 0 and before.get("request") == asked:
@@ -125,7 +130,7 @@ def evaluate(ckpt: str | Path | None, overrides: Sequence[str] = (), config: str
     d = cfg.data
     episodes = plan.episodes if plan.episodes is not None else getattr(d, "test_episodes", None)
     repeats = plan.repeats if plan.repeats is not None else getattr(d, "test_repeats", 1)
-    out = eval_folder(run, name, plan.twin)
+    out = eval_folder(run, name, plan.told)
     module.eval()
     runner = datamodule.rollout_runner() if module.execution is not None else None
     rolls = runner is not None and repeats > 0 and (episodes is None or episodes > 0)
@@ -138,7 +143,7 @@ def evaluate(ckpt: str | Path | None, overrides: Sequence[str] = (), config: str
         runner.failures = True
     report: dict = {"checkpoint": str(ckpt) if ckpt else None, "step": step, "request": asked,
                     "metrics": validate(cfg, datamodule, module)}
-    if module.understanding is not None and hasattr(datamodule, "clips") and not plan.twin:
+    if module.understanding is not None and hasattr(datamodule, "clips") and plan.told == "instruction":
         report["metrics"].update(recognition(module.understanding, datamodule, "test", out))
     if rolls:
         runner.video = plan.video

@@ -78,7 +78,7 @@ class BabyAIRollouts:
     def __init__(self, cfg: MirrorConfig, spec: DataSpec):
         self.cfg, self.spec = cfg, spec
         self.tasks = list(cfg.data.levels)
-        self.split, self.twin, self.video = "rollout", False, 0
+        self.split, self.told, self.video = "rollout", "instruction", 0
         self.videos: dict[tuple[str, int, int], tuple[EpisodeResult, np.ndarray]] = {}
         self.pool: RolloutPool | None = None
         self._longest: dict[tuple[str, str], list[int]] = {}

@@ -57,7 +57,8 @@ Policy = Callable[[dict, str], np.ndarray]  # (observation inputs, instruction) 
 class MetaWorldEnv:
     """Rollouts of a keyframe policy: episode i of a task in repeat r starts from `scene_seed` in the seed range
     of `split` (rollout: validation during training; test: `mirror eval`), with the instruction of its
-    variation (or, with `twin`, the twin task's instruction for the same scene); the policy acts for at most
+    variation (told `twin`: the twin task's instruction for the same scene; `paraphrase`: the instruction's
+    held-out paraphrase); the policy acts for at most
     `max_keyframes` key poses (or until the task's 500-step horizon)."""
 
     def __init__(self, base_seed: int, split: str = "rollout", cameras: tuple[str, ...] = CAMERAS,
@@ -73,7 +74,7 @@ class MetaWorldEnv:
             self.scenes[task] = Scene(task, self.camera_names, self.size)
         return self.scenes[task]
 
-    def run_episode(self, task: str, index: int, policy: Policy, repeat: int = 0, twin: bool = False,
+    def run_episode(self, task: str, index: int, policy: Policy, repeat: int = 0, told: str = "instruction",
                     video: bool = False) -> EpisodeResult:
         """One episode; a failure's cause is read from its key poses against the expert's (`failures.py`).
         With `video`, `frames` holds `VIDEO_CAMERAS` side by side every `VIDEO_EVERY` env steps, the policy's
@@ -83,7 +84,8 @@ class MetaWorldEnv:
         plan = expert_plan(scene, seed) if video else None
         scene.reset(seed)
         v = task_text(task).variation(scene.place())
-        instruction = (twin_texts(task, v) if twin else task_text(task).texts(v))[0]
+        phrasings = twin_texts(task, v) if told == "twin" else task_text(task).texts(v)
+        instruction = phrasings[1] if told == "paraphrase" else phrasings[0]
         poses: list[KeyPose] = []
         self.frames = []
         film = self._filmer(scene, plan, poses) if video else None

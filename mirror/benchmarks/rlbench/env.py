@@ -105,13 +105,13 @@ class RLBenchEnv:
             self._tasks[name] = self.env.get_task(task_class(name))
         return self._tasks[name]
 
-    def run_episode(self, name: str, index: int, policy: Policy, repeat: int = 0, twin: bool = False,
+    def run_episode(self, name: str, index: int, policy: Policy, repeat: int = 0, told: str = "instruction",
                     video: bool = False) -> EpisodeResult:
         """Test episode `index` of task `name` under `policy`; simulator errors end it as a failure. Every
         repeat restores the same stored scene (the planner's randomness varies the outcome). With `video`,
         `frames` holds the front camera at every key pose."""
-        if twin:
-            raise MirrorError("RLBench tasks have no twins: twin instructions are a Meta-World evaluation")
+        if told != "instruction":
+            raise MirrorError(f"RLBench episodes hear their own instruction; told '{told}' is a Meta-World evaluation")
         task = self.task(name)
         task.set_variation(-1)
         # Only the scene's random state is needed: image_paths skips decoding the demo's images and point clouds.
