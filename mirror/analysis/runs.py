@@ -190,9 +190,10 @@ def read_run(path: str | Path, named: str | None = None) -> RunRecord:
     chosen, others = choose(found, named)
     if chosen is not None:
         _use_evaluation(record, chosen)
-    for told, evaluation in others.items():
-        setattr(record, told, {t: v["mean"] for t, v in evaluation.data.get("success", {}).items()})
-    record.skipped = [e.describe() for e in found if e is not chosen and e not in others.values()]
+    told = {kind: {t: v["mean"] for t, v in e.data.get("success", {}).items()} for kind, e in others.items()}
+    record.twin, record.paraphrase = told.get("twin", {}), told.get("paraphrase", {})
+    used = [chosen, *others.values()]
+    record.skipped = [e.describe() for e in found if all(e is not u for u in used)]
     _use_validation(record, path)
     if (path / "summary.json").is_file():
         rows = json.loads((path / "summary.json").read_text())["summary"]
