@@ -11,7 +11,7 @@ from mirror.benchmarks.metaworld.control import SETTLED, STALL_STEPS, STALLED, m
 from mirror.benchmarks.metaworld.demos import Request, generate, record
 from mirror.benchmarks.metaworld.env import candidate_seeds, scene_seed
 from mirror.benchmarks.metaworld.keyframes import keyframes
-from mirror.benchmarks.metaworld.scene import CAMERAS, Scene
+from mirror.benchmarks.metaworld.scene import CAMERAS, OpenScenes, Scene
 from mirror.benchmarks.metaworld.tasks import catalogue, task_text, twin_texts
 from mirror.data.keyframes.points import world_points
 from mirror.data.seeds import episode_seed
@@ -272,3 +272,29 @@ def test_bad_instruction_files_name_the_key(tmp_path, entry, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")) as err:
         catalogue(path)
     assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_process_keeps_its_latest_scenes_open_and_builds_a_closed_one_again_the_same(monkeypatch):
+    closed = []
+    close = Scene.close
+    monkeypatch.setattr(Scene, "close", lambda self: closed.append(self.task) or close(self))
+    scenes = OpenScenes(("corner",), 32, keep=2)
+    try:
+        first = scenes.get("reach-v3")
+        first.reset(7)
+        seen = first.inputs()
+        scenes.get("push-v3")
+        assert scenes.get("reach-v3") is first  # used again: now the most recent
+        scenes.get("drawer-open-v3")
+        assert list(scenes.open) == ["reach-v3", "drawer-open-v3"] and closed == ["push-v3"]
+        scenes.get("push-v3")
+        again = scenes.get("push-v3")
+        assert closed == ["push-v3", "reach-v3"] and list(scenes.open) == ["drawer-open-v3", "push-v3"]
+        rebuilt = scenes.get("reach-v3")
+        rebuilt.reset(7)
+        assert rebuilt is not first and again is scenes.open["push-v3"]
+        for key, value in rebuilt.inputs().items():
+            np.testing.assert_array_equal(value, seen[key], err_msg=key)
+    finally:
+        scenes.close()
+    assert not scenes.open and closed[-2:] == ["push-v3", "reach-v3"]

@@ -78,15 +78,16 @@ def demo_samples(pose: np.ndarray, fingers: np.ndarray, keys: list[int], closed:
     return out
 
 
-_scenes: dict = {}
+_scenes: dict = {}  # (cameras, size) -> OpenScenes
 
 
 def _scene(task: str, request: Request):
-    from mirror.benchmarks.metaworld.scene import Scene
+    from mirror.benchmarks.metaworld.scene import OpenScenes
 
-    if task not in _scenes:
-        _scenes[task] = Scene(task, request.cameras, request.size)
-    return _scenes[task]
+    key = (tuple(request.cameras), request.size)
+    if key not in _scenes:
+        _scenes[key] = OpenScenes(*key)
+    return _scenes[key].get(task)
 
 
 @dataclass
@@ -156,8 +157,8 @@ def recorded_from(folder: Path, fingerprint: dict) -> bool:
 
 
 def _close_scenes() -> None:
-    for scene in _scenes.values():
-        scene.close()
+    for scenes in _scenes.values():
+        scenes.close()
     _scenes.clear()
 
 

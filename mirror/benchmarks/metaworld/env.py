@@ -8,7 +8,7 @@ import numpy as np
 
 from mirror.benchmarks.metaworld.control import move_to
 from mirror.benchmarks.metaworld.failures import Failure, KeyPose, Plan, diagnose, expert_plan
-from mirror.benchmarks.metaworld.scene import CAMERAS, IMAGE_SIZE, Cameras, Scene, camera_matrices
+from mirror.benchmarks.metaworld.scene import CAMERAS, IMAGE_SIZE, Cameras, OpenScenes, Scene, camera_matrices
 from mirror.benchmarks.metaworld.tasks import task_text, twin_texts
 from mirror.data.keyframes.points import world_to_pixel
 from mirror.data.seeds import episode_seed
@@ -65,14 +65,12 @@ class MetaWorldEnv:
                  size: int = IMAGE_SIZE, max_keyframes: int = MAX_KEYFRAMES):
         self.base_seed, self.split = base_seed, split
         self.camera_names, self.size, self.max_keyframes = cameras, size, max_keyframes
-        self.scenes: dict[str, Scene] = {}
+        self.scenes = OpenScenes(cameras, size)
         self.frames: list[np.ndarray] = []  # the last episode's video, when it was asked for one
         self.video_cameras: dict[str, Cameras] = {}
 
     def scene(self, task: str) -> Scene:
-        if task not in self.scenes:
-            self.scenes[task] = Scene(task, self.camera_names, self.size)
-        return self.scenes[task]
+        return self.scenes.get(task)
 
     def run_episode(self, task: str, index: int, policy: Policy, repeat: int = 0, told: str = "instruction",
                     video: bool = False) -> EpisodeResult:
@@ -137,6 +135,7 @@ class MetaWorldEnv:
         return film
 
     def close(self) -> None:
-        for closable in [*self.scenes.values(), *self.video_cameras.values()]:
-            closable.close()
-        self.scenes, self.video_cameras = {}, {}
+        self.scenes.close()
+        for cameras in self.video_cameras.values():
+            cameras.close()
+        self.video_cameras = {}

@@ -226,3 +226,25 @@ class Scene:
     def close(self) -> None:
         self.cameras.close()
         self.env.close()
+
+
+class OpenScenes:
+    """The scenes a process plays, the `keep` most recently used left open: each holds about 200 MB (MuJoCo and
+    its renderer) and takes about a second to build, and work comes task by task (a worker that kept all 16
+    tasks' scenes held 5 GB)."""
+
+    def __init__(self, cameras: tuple[str, ...] = CAMERAS, size: int = IMAGE_SIZE, keep: int = 2):
+        self.cameras, self.size, self.keep = cameras, size, keep
+        self.open: dict[str, Scene] = {}  # least recently used first
+
+    def get(self, task: str) -> Scene:
+        scene = self.open.pop(task) if task in self.open else Scene(task, self.cameras, self.size)
+        self.open[task] = scene
+        while len(self.open) > self.keep:
+            self.open.pop(next(iter(self.open))).close()
+        return scene
+
+    def close(self) -> None:
+        for scene in self.open.values():
+            scene.close()
+        self.open.clear()
