@@ -8,10 +8,10 @@ warm-up steps and the median over rounds is reported, with its ratio to `default
 alone), `before` (the code and config of `--before`, a git revision checked out in a temporary worktree),
 `before_as_trained` (that code at one thread, as `mirror train` ran the default beside its loader worker until
 2026-12-07), `passive` (today's, OpenMP threads sleeping while they wait, as `mirror train` made them until then),
-`arp_dropout` (today's, with ARP's dropout 0.1 back), `malloc` (today's,
-with glibc's malloc keeping freed memory: MALLOC_MMAP_MAX_=0 and a large MALLOC_TRIM_THRESHOLD_), `threads1`,
-`bf16` (CPU autocast), `channels_last` (2-D convolutions), `compile` (the loss under `torch.compile`, inductor;
-its compile time reported apart, or why it failed).
+`arp_dropout` (today's, with ARP's dropout 0.1 back), `malloc` (today's, with glibc's malloc keeping freed memory:
+MALLOC_MMAP_MAX_=0 and a large MALLOC_TRIM_THRESHOLD_), `threads1`, `bf16` (CPU autocast), `channels_last` (2-D
+convolutions), `compile` (the loss under `torch.compile`, inductor; its compile time reported apart, or why it
+failed).
 Also, in `default`'s processes, the shares of the step that making a batch and ARP's renderer take.
 
     python bench/metaworld_step.py [--rounds 3] [--steps 6] [--before 89007fb]

@@ -58,13 +58,13 @@ class MetaWorldEnv:
     """Rollouts of a keyframe policy: episode i of a task in repeat r starts from `scene_seed` in the seed range
     of `split` (rollout: validation during training; test: `mirror eval`), with the instruction of its
     variation (told `twin`: the twin task's instruction for the same scene; `paraphrase`: the instruction's
-    held-out paraphrase); the policy acts for at most
-    `max_keyframes` key poses (or until the task's 500-step horizon)."""
+    held-out paraphrase); the policy acts for at most `max_keyframes` key poses (or until the task's 500-step
+    horizon)."""
 
     def __init__(self, base_seed: int, split: str = "rollout", cameras: tuple[str, ...] = CAMERAS,
                  size: int = IMAGE_SIZE, max_keyframes: int = MAX_KEYFRAMES):
         self.base_seed, self.split = base_seed, split
-        self.camera_names, self.size, self.max_keyframes = cameras, size, max_keyframes
+        self.max_keyframes = max_keyframes
         self.scenes = OpenScenes(cameras, size)
         self.frames: list[np.ndarray] = []  # the last episode's video, when it was asked for one
         self.video_cameras: dict[str, Cameras] = {}
