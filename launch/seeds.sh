@@ -16,6 +16,10 @@
 # JOBS=3 runs three (seed, experiment) runs at a time (with
 # `-- trainer.threads=1` on 2 cores). Re-running the same command continues where it stopped: finished runs and
 # evaluations are kept, so a grid that shares runs with another (the same name) reuses them.
+# KEEP=DIR, a folder that outlives the machine (e.g. results/ in the repository): each run, once evaluated, is copied
+# there without its checkpoints, videos and W&B files (the pre-training run with its last checkpoint, which the
+# other runs start from); a run found there is not run again, the report reads the copies, and a fresh machine
+# continues the grid from them with the same command.
 set -euo pipefail
 MIRROR=${MIRROR:-mirror}
 ROOT=${ROOT:-runs}
@@ -25,6 +29,7 @@ TWIN=${TWIN:-}
 TWIN_TASKS=${TWIN_TASKS:-all}
 PARAPHRASE=${PARAPHRASE:-}
 PRETRAIN=${PRETRAIN:-}
+KEEP=${KEEP:-}
 # Jobs side by side share the cores: OpenMP threads that spin while they wait would take them from each other.
 if (( JOBS > 1 )); then export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}; fi
 bench=${1:?usage: launch/seeds.sh BENCHMARK EXPERIMENT... [-- KEY=VALUE ...]}
@@ -34,12 +39,21 @@ while [[ $# -gt 0 && $1 != "--" ]]; do exps+=("$1"); shift; done
 [[ $# -gt 0 ]] && shift
 label() { echo "${bench}-${1//\//-}"; }  # configs/BENCHMARK/FOLDER/EXP.yaml -> BENCHMARK-FOLDER-EXP
 folder=$([[ ${exps[0]} == */* ]] && echo "-${exps[0]%%/*}" || true)
-OUT=${OUT:-$ROOT/${bench}${folder}-seeds}
+OUT=${OUT:-${KEEP:-$ROOT}/${bench}${folder}-seeds}
+
+keep() {  # ROOT/NAME -> KEEP/NAME, whole or not at all; CKPT=1 keeps its last checkpoint too
+  local name=$1 part="$KEEP/.$1.partial"
+  rm -rf "$part" && mkdir -p "$part"
+  tar -C "$ROOT/$name" --exclude=./checkpoints --exclude=videos --exclude=wandb -cf - . | tar -C "$part" -xf -
+  if [[ ${CKPT:-} == 1 ]]; then mkdir "$part/checkpoints" && cp "$ROOT/$name/checkpoints/last.ckpt" "$part/checkpoints/"; fi
+  rm -rf "${KEEP:?}/$name" && mv "$part" "$KEEP/$name"
+}
 
 one_run() {
   local seed=$1 exp=$2 name ckpt
   shift 2
   name="$(label "$exp")-seed${seed}"
+  if [[ -n $KEEP && -d $KEEP/$name ]]; then echo "$KEEP/$name: done on an earlier machine, kept; not run again"; return; fi
   "$MIRROR" train "configs/${bench}/${exp}.yaml" seed="$seed" run.root="$ROOT" run.name="$name" resume=auto "$@"
   ckpt="$ROOT/$name/checkpoints/last.ckpt"
   "$MIRROR" eval --ckpt "$ckpt" --reuse  # kept when it evaluated this step already
@@ -49,17 +63,23 @@ one_run() {
   if [[ " $PARAPHRASE " == *" $exp "* ]]; then
     "$MIRROR" eval --ckpt "$ckpt" --reuse --paraphrase
   fi
+  if [[ -n $KEEP ]]; then keep "$name"; fi
 }
 
 if [[ -n $PRETRAIN ]]; then
-  "$MIRROR" train "configs/${bench}/${PRETRAIN}.yaml" run.root="$ROOT" run.name="$(label "$PRETRAIN")" resume=auto "$@"
-  "$MIRROR" eval --ckpt "$ROOT/$(label "$PRETRAIN")/checkpoints/last.ckpt" --reuse
+  pre=$(label "$PRETRAIN")
+  if [[ -n $KEEP && -f $KEEP/$pre/checkpoints/last.ckpt && ! -e $ROOT/$pre ]]; then
+    mkdir -p "$ROOT" && cp -r "$KEEP/$pre" "$ROOT/$pre"  # the same pre-trained start for every run of the grid
+  fi
+  "$MIRROR" train "configs/${bench}/${PRETRAIN}.yaml" run.root="$ROOT" run.name="$pre" resume=auto "$@"
+  "$MIRROR" eval --ckpt "$ROOT/$pre/checkpoints/last.ckpt" --reuse
+  if [[ -n $KEEP && ! -d $KEEP/$pre ]]; then CKPT=1 keep "$pre"; fi
 fi
 runs=()
 pids=()
 for seed in $SEEDS; do
   for exp in "${exps[@]}"; do
-    runs+=("$ROOT/$(label "$exp")-seed${seed}")
+    runs+=("${KEEP:-$ROOT}/$(label "$exp")-seed${seed}")
     if (( JOBS > 1 )); then
       one_run "$seed" "$exp" "$@" &
       pids+=($!)

@@ -2,6 +2,7 @@
 
 import os
 import re
+import shutil
 import subprocess
 
 from tests.conftest import ROOT
@@ -95,3 +96,37 @@ def test_seeds_script_pretrains_once_then_names_a_folders_runs_and_report_after_
     assert lines[-1] == ("report out/metaworld-pretrained-mirror-seed0 out/metaworld-pretrained-arp-seed0 --compare "
                          "metaworld-pretrained-mirror metaworld-pretrained-arp --out out/metaworld-pretrained-seeds")
     assert len(lines) == 7
+
+
+def test_seeds_script_keeps_each_evaluated_run_in_keep_and_continues_from_it_on_a_fresh_machine(tmp_path):
+    """KEEP outlives the machine: runs are copied there without checkpoints or videos (the pre-training run with its
+    last checkpoint), a kept run is not run again, the pre-trained start comes back from KEEP, the report reads KEEP."""
+    fake = ('for a in "$@"; do case $a in run.name=*) run="out/${a#run.name=}";; '
+            '*/last.ckpt) run=${a%/checkpoints/*};; esac; done; mkdir -p "$run/checkpoints" "$run/eval/last/videos"; '
+            '[[ $1 == train && ! -f $run/checkpoints/last.ckpt ]] && echo "$run" > "$run/checkpoints/last.ckpt"; '
+            '[[ $1 == eval ]] && echo "{}" > "$run/eval/last/metrics.json" && touch "$run/eval/last/videos/a.mp4"; '
+            'echo "$1" >> "$run/log"')
+    env = {**os.environ, "MIRROR": str(stand_in(tmp_path, fake)), "ROOT": "out", "SEEDS": "0", "KEEP": "kept",
+           "PRETRAIN": "pretrained/u", "PARAPHRASE": "pretrained/arp"}
+    command = ["bash", str(ROOT / "launch/seeds.sh"), "metaworld", "pretrained/mirror", "pretrained/arp"]
+    subprocess.run(command, env={**env, "SEEDS": "0"}, check=True, cwd=tmp_path)
+    kept = tmp_path / "kept"
+    files = sorted(str(p.relative_to(kept)) for p in kept.rglob("*") if p.is_file())
+    assert files == [f"{run}/{f}" for run in ("metaworld-pretrained-arp-seed0", "metaworld-pretrained-mirror-seed0")
+                     for f in ("eval/last/metrics.json", "log")] + [
+        "metaworld-pretrained-u/checkpoints/last.ckpt", "metaworld-pretrained-u/eval/last/metrics.json",
+        "metaworld-pretrained-u/log"]
+    assert (kept / "metaworld-pretrained-arp-seed0/log").read_text().split() == ["train", "eval", "eval"]
+    shutil.rmtree(tmp_path / "out")  # a fresh machine: only KEEP is left
+    (tmp_path / "calls").unlink()
+    subprocess.run(command, env={**env, "SEEDS": "0 1"}, check=True, cwd=tmp_path)
+    lines = (tmp_path / "calls").read_text().splitlines()
+    assert [" ".join(line.split()[:3]) for line in lines[:2]] == [
+        "train configs/metaworld/pretrained/u.yaml run.root=out",
+        "eval --ckpt out/metaworld-pretrained-u/checkpoints/last.ckpt"]
+    assert (tmp_path / "out/metaworld-pretrained-u/checkpoints/last.ckpt").read_text() == "out/metaworld-pretrained-u\n"
+    assert not any("seed0" in line for line in lines[:-1]) and sum("seed1" in line for line in lines[:-1]) == 5
+    runs = " ".join(f"kept/metaworld-pretrained-{exp}-seed{s}" for s in (0, 1) for exp in ("mirror", "arp"))
+    assert lines[-1] == (f"report {runs} --compare metaworld-pretrained-mirror metaworld-pretrained-arp "
+                         "--out kept/metaworld-pretrained-seeds")
+    assert (kept / "metaworld-pretrained-mirror-seed1/eval/last/metrics.json").is_file()

@@ -61,3 +61,20 @@ def test_a_worker_dying_during_setup_is_reported_at_once(tmp_path):
         assert results[0].kind == "setup" and "exited with code -6 during setup" in results[0].detail
     finally:
         pool.close()
+
+
+def test_a_message_sent_while_a_large_payload_is_still_going_out_never_cuts_into_it():
+    """The payload (larger than a pipe holds) goes out from a thread while the new worker starts; `close()`'s stop
+    sent meanwhile must follow it whole, else the worker reads garbage (an UnpicklingError in its `recv`)."""
+    import multiprocessing as mp
+
+    from mirror.rollouts.workers import _Worker
+
+    for _ in range(3):
+        worker = _Worker(mp.get_context("spawn"), workers_jobs.setup, workers_jobs.run,
+                         payload(0, pad="x" * 16_000_000), setup_timeout=600)
+        worker._send(("stop", None))
+        worker.process.join(timeout=120)
+        code = worker.process.exitcode
+        worker.kill()
+        assert code == 0, f"the worker exited with {code}"

@@ -62,6 +62,8 @@ class _Worker:
 
     def __init__(self, ctx, setup, run, payload: bytes, setup_timeout: float):
         self.conn, child = ctx.Pipe()
+        self.sending = threading.Lock()  # a message longer than the pipe goes out in pieces: never two at once
+        self.sender: threading.Thread | None = None
         self.process = ctx.Process(target=_serve, args=(child, setup, run), daemon=True)
         self.process.start()
         child.close()
@@ -71,21 +73,27 @@ class _Worker:
         """Send a payload from a thread: a large one would block until the new process reads it."""
         self.state, self.job = "setup", -1
         self.deadline = time.monotonic() + setup_timeout
-        threading.Thread(target=self._send, args=(("setup", payload),), daemon=True).start()
+        self.sender = threading.Thread(target=self._send, args=(("setup", payload),), daemon=True)
+        self.sender.start()
 
     def idle(self) -> None:
         self.state, self.job, self.deadline = "idle", -1, float("inf")
 
     def _send(self, message: tuple) -> None:
         try:
-            self.conn.send(message)
+            with self.sending:
+                self.conn.send(message)
         except OSError:  # the process died; its end of the pipe reports it
             pass
 
     def kill(self) -> None:
+        """End the process; the pipe closes only once a payload still going out has stopped (it fails at once
+        when the reader is gone), so that no late write lands in a pipe that reuses its file descriptor."""
         if self.process.is_alive():
             self.process.kill()
         self.process.join(timeout=5)
+        if self.sender is not None:
+            self.sender.join(timeout=5)
         self.conn.close()
 
 
@@ -235,7 +243,8 @@ class RolloutPool:
             w = slot.worker
             if w is None:
                 continue
-            w._send(("stop", None))
-            w.process.join(timeout=5)
+            if w.state != "setup":  # one still setting up may never read its payload: it is killed
+                w._send(("stop", None))
+                w.process.join(timeout=5)
             w.kill()
         self.slots = []

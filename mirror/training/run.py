@@ -173,9 +173,12 @@ def train(cfg: MirrorConfig, callbacks: Sequence[Callback] = ()) -> Path:
     directory = run_dir(cfg)
     resume = resume_checkpoint(cfg, directory)
     step = resume[1].get("global_step", 0) if resume else 0
-    if step > cfg.trainer.max_steps:  # equal: the run is complete and re-running its command is a no-op
+    if step > cfg.trainer.max_steps:
         raise ConfigError(f"trainer.max_steps={cfg.trainer.max_steps} is below step {step} of the checkpoint to "
                           f"resume ({resume[0]}); raise trainer.max_steps to continue training it")
+    if resume is not None and step == cfg.trainer.max_steps:  # nothing to do: no data built, nothing written
+        rank_zero_info(f"run directory: {directory}; complete at step {step} (trainer.max_steps), nothing to train")
+        return directory
     threads = cpu_threads(cfg)
     if threads is not None:
         torch.set_num_threads(threads)
