@@ -104,6 +104,11 @@ def test_the_pretrained_setting_is_one_run_with_a_branch_off_starting_u_from_the
     assert (alone.understanding.name, alone.align.weight, joint.align.weight) == ("none", 0, 0.5)
     assert alone.execution == joint.execution and alone.trainer == joint.trainer
     assert alone.data == joint.data
+    for positives in ("episode", "task"):  # Table 3 in this setting: the joint run but for the alignment's positives
+        table3 = load_config(folder / f"mirror_{positives}.yaml", ["run.root=/r"])
+        assert table3.align.positives == positives and joint.align.positives == "instruction"
+        assert (table3.understanding, table3.execution, table3.data) == (joint.understanding, joint.execution,
+                                                                          joint.data)
 
 
 def test_mirror_config_shows_the_run_and_names_every_missing_input(cli, tmp_path):
