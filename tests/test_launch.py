@@ -109,7 +109,7 @@ def test_seeds_script_keeps_each_evaluated_run_in_keep_and_continues_from_it_on_
     env = {**os.environ, "MIRROR": str(stand_in(tmp_path, fake)), "ROOT": "out", "SEEDS": "0", "KEEP": "kept",
            "PRETRAIN": "pretrained/u", "PARAPHRASE": "pretrained/arp"}
     command = ["bash", str(ROOT / "launch/seeds.sh"), "metaworld", "pretrained/mirror", "pretrained/arp"]
-    subprocess.run(command, env={**env, "SEEDS": "0"}, check=True, cwd=tmp_path)
+    subprocess.run(command, env=env, check=True, cwd=tmp_path)
     kept = tmp_path / "kept"
     files = sorted(str(p.relative_to(kept)) for p in kept.rglob("*") if p.is_file())
     assert files == [f"{run}/{f}" for run in ("metaworld-pretrained-arp-seed0", "metaworld-pretrained-mirror-seed0")

@@ -1,6 +1,8 @@
 """The rollout pool survives crashing, hanging and failing jobs and workers, and finishes the rest."""
 
-from mirror.rollouts.workers import JobError, RolloutPool
+import multiprocessing as mp
+
+from mirror.rollouts.workers import JobError, RolloutPool, _Worker
 from tests import workers_jobs
 from tests.workers_jobs import payload
 
@@ -64,12 +66,8 @@ def test_a_worker_dying_during_setup_is_reported_at_once(tmp_path):
 
 
 def test_a_message_sent_while_a_large_payload_is_still_going_out_never_cuts_into_it():
-    """The payload (larger than a pipe holds) goes out from a thread while the new worker starts; `close()`'s stop
-    sent meanwhile must follow it whole, else the worker reads garbage (an UnpicklingError in its `recv`)."""
-    import multiprocessing as mp
-
-    from mirror.rollouts.workers import _Worker
-
+    """The payload (larger than a pipe holds) goes out from a thread while the new worker starts; a message sent
+    meanwhile must follow it whole, else the worker reads garbage (an UnpicklingError in its `recv`)."""
     for _ in range(3):
         worker = _Worker(mp.get_context("spawn"), workers_jobs.setup, workers_jobs.run,
                          payload(0, pad="x" * 16_000_000), setup_timeout=600)
