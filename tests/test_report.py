@@ -207,6 +207,13 @@ def test_report_names_an_unknown_group(cli, grid, tmp_path):
     assert code == 2 and err.count("\n") == 1 and "no group 'mw-c' among the runs; groups: mw-a" in err
 
 
+def test_report_refuses_a_comparison_of_one_run_each_before_writing_anything(cli, grid, tmp_path):
+    out = tmp_path / "r"
+    code, _, err = cli("report", str(grid["a"][0]), str(grid["b"][0]), "--compare", "mw-a", "mw-b", "--out", str(out))
+    assert code == 1 and err.count("\n") == 1 and "each group needs at least 2 runs" in err
+    assert not out.exists()
+
+
 def write_eval(run, name: str, step: int, episodes: int, repeats: int, avg: float, tasks=("all",), twin=False):
     """An evaluation folder as `mirror eval` writes it: what was asked for, the step, the success figures."""
     folder = run / "eval" / name

@@ -79,11 +79,18 @@ def _p(value: float) -> str:
     return "n/a (no spread)" if np.isnan(value) else f"{value:.3g}"
 
 
-def comparison_section(name_a: str, name_b: str, a: list[RunRecord], b: list[RunRecord], out: Path) -> str:
+def comparable(name_a: str, name_b: str, a: list[RunRecord], b: list[RunRecord]) -> list[Comparison]:
+    """`compare(a, b)`, or a one-line error where either group has fewer than 2 runs to compare."""
     comparisons = compare(a, b)
     if not comparisons:
         raise MirrorError(f"--compare {name_a} {name_b}: each group needs at least 2 runs with evaluated success "
                           "or recognition (run `mirror eval` on each run's checkpoint, with the same data)")
+    return comparisons
+
+
+def comparison_section(name_a: str, name_b: str, a: list[RunRecord], b: list[RunRecord],
+                       comparisons: list[Comparison], out: Path) -> str:
+    """The Markdown section of one comparison (from `comparable`), its charts written into `out`."""
     first = comparisons[0].rows[0].test
     seeds = ", ".join(map(str, comparisons[0].seeds))
     how = (f"paired by seed (seeds {seeds} in both groups; the pairing assumes a seed gives both groups the same "

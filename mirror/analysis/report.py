@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mirror.analysis.comparison import comparison_section
+from mirror.analysis.comparison import comparable, comparison_section
 from mirror.analysis.runs import RunRecord, groups, read_run, recognition
 from mirror.analysis.stats import Interval, interval
 from mirror.analysis.tables import markdown as table2_markdown
@@ -131,6 +131,7 @@ def report(runs: Sequence[str | Path], out: Path, comparisons: Sequence[tuple[st
         for name in pair:
             if name not in by_group:
                 raise ConfigError(f"--compare: no group '{name}' among the runs; groups: {', '.join(by_group)}")
+    compared = [(a, b, comparable(a, b, by_group[a], by_group[b])) for a, b in comparisons]
     out.mkdir(parents=True, exist_ok=True)
     sections = []
     for title, text in (("Table 1: action recognition top-1 (%)", table1(records)),
@@ -144,8 +145,8 @@ def report(runs: Sequence[str | Path], out: Path, comparisons: Sequence[tuple[st
     seed_table, stats = seeds(records)
     if seed_table:
         sections.append(f"## Over seeds (mean ± sample std [95% interval of the mean])\n\n{seed_table}\n")
-    for name_a, name_b in comparisons:
-        sections.append(comparison_section(name_a, name_b, by_group[name_a], by_group[name_b], out))
+    for name_a, name_b, found in compared:
+        sections.append(comparison_section(name_a, name_b, by_group[name_a], by_group[name_b], found, out))
     if not sections:
         raise MirrorError("these runs have no evaluation, validation record or summary to report")
     successes = {r.name: r.success["avg"] for r in records if "avg" in r.success}

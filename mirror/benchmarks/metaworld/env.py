@@ -8,7 +8,7 @@ import numpy as np
 
 from mirror.benchmarks.metaworld.control import move_to
 from mirror.benchmarks.metaworld.failures import Failure, KeyPose, Plan, diagnose, expert_plan
-from mirror.benchmarks.metaworld.scene import CAMERAS, IMAGE_SIZE, Cameras, OpenScenes, Scene, camera_matrices
+from mirror.benchmarks.metaworld.scene import CAMERAS, IMAGE_SIZE, OpenScenes, Scene, camera_matrices
 from mirror.benchmarks.metaworld.tasks import task_text, twin_texts
 from mirror.data.keyframes.points import world_to_pixel
 from mirror.data.seeds import episode_seed
@@ -67,7 +67,6 @@ class MetaWorldEnv:
         self.max_keyframes = max_keyframes
         self.scenes = OpenScenes(cameras, size)
         self.frames: list[np.ndarray] = []  # the last episode's video, when it was asked for one
-        self.video_cameras: dict[str, Cameras] = {}
 
     def scene(self, task: str) -> Scene:
         return self.scenes.get(task)
@@ -112,9 +111,7 @@ class MetaWorldEnv:
     def _filmer(self, scene: Scene, plan: Plan, poses: list[KeyPose]) -> Callable[[], None]:
         """The `watch` of a filmed episode: every `VIDEO_EVERY` env steps, each video camera with the key pose
         under way marked."""
-        if scene.task not in self.video_cameras:
-            self.video_cameras[scene.task] = Cameras(scene.model, VIDEO_CAMERAS, VIDEO_SIZE)
-        cameras = self.video_cameras[scene.task]
+        cameras = scene.cameras_for(VIDEO_CAMERAS, VIDEO_SIZE)
 
         def film() -> None:
             if scene.steps % VIDEO_EVERY:
@@ -136,6 +133,3 @@ class MetaWorldEnv:
 
     def close(self) -> None:
         self.scenes.close()
-        for cameras in self.video_cameras.values():
-            cameras.close()
-        self.video_cameras = {}

@@ -134,6 +134,7 @@ class Scene:
         self.env = gym.make("Meta-World/goal_observable", env_name=task, seed=0, disable_env_checker=True)
         self.base = self.env.unwrapped
         self.cameras = Cameras(self.base.model, cameras, size)
+        self.other_cameras: dict[tuple[tuple[str, ...], int], Cameras] = {}
         self.obs: np.ndarray | None = None
         self.success = False
         self.steps = 0
@@ -212,6 +213,14 @@ class Scene:
         obs = self.cameras.observe(self.data)
         return {"rgb": obs["rgb"], "xyz": world_points(obs), "proprio": self.proprio()}
 
+    def cameras_for(self, names: tuple[str, ...], size: int) -> Cameras:
+        """Renders of other cameras or sizes than the observation's (a video's), made once and closed with the
+        scene: a renderer that outlived its scene would hold its model and GL buffers (~150 MB at 320 px) for good."""
+        key = (names, size)
+        if key not in self.other_cameras:
+            self.other_cameras[key] = Cameras(self.model, names, size)
+        return self.other_cameras[key]
+
     def physics(self) -> np.ndarray:
         """The full physics state, to render a recorded frame later."""
         spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
@@ -224,7 +233,9 @@ class Scene:
         mujoco.mj_forward(self.model, self.data)
 
     def close(self) -> None:
-        self.cameras.close()
+        for cameras in (self.cameras, *self.other_cameras.values()):
+            cameras.close()
+        self.other_cameras.clear()
         self.env.close()
 
 
