@@ -75,6 +75,11 @@ def test_over_runs_is_scipys_paired_t_by_seed_and_welch_otherwise():
     assert not other.paired and other.p == pytest.approx(welch.pvalue)
     assert other.df == pytest.approx(welch.df)
     assert np.isnan(over_runs({0: 70.0, 1: 70.0}, {0: 0.0, 1: 0.0}).p)  # no spread: no test
+    # two seeds that agree (-12 points each), the rates read from 25 clips: 100 * 14/25 = 56.00000000000001
+    rate = {k: 100 * float(np.mean([1.0] * k + [0.0] * (25 - k))) for k in (14, 15, 17, 18)}
+    agree = over_runs({0: rate[15], 1: rate[14]}, {0: rate[18], 1: rate[17]})
+    assert rate[14] != 56.0 and np.isnan(agree.p) and agree.sd == 0.0 and agree.diff.mean == pytest.approx(-12.0)
+    assert np.isnan(over_runs({0: rate[14], 1: 56.0}, {2: 10.0, 3: 10.0}).p)  # Welch: neither group varies
     with pytest.raises(ValueError, match="at least 2"):
         over_runs({0: 1.0}, {0: 2.0})
 

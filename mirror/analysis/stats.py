@@ -37,12 +37,19 @@ class Interval:
         return f"{self.mean:.{digits}f} ± {self.sd:.{digits}f} [{self.lo:.{digits}f}, {self.hi:.{digits}f}]"
 
 
+def spread(values: np.ndarray) -> float:
+    """Sample standard deviation (ddof 1), zero where the values differ only by rounding: 100 * 14/25 is
+    56.00000000000001, and two runs that agree must not give a t statistic of 1e15."""
+    sd = float(np.std(values, ddof=1))
+    return 0.0 if sd <= 1e-9 * max(1.0, float(np.abs(values).max())) else sd
+
+
 def interval(values: Sequence[float]) -> Interval:
     x = np.asarray(values, dtype=float)
     n, mean = len(x), float(np.mean(x))
     if n < 2:
         return Interval(mean, float("nan"), float("nan"), float("nan"), n)
-    sd = float(np.std(x, ddof=1))
+    sd = spread(x)
     half = float(stats.t.ppf((1 + LEVEL) / 2, n - 1)) * sd / np.sqrt(n)
     return Interval(mean, sd, mean - half, mean + half, n)
 
@@ -81,14 +88,14 @@ def over_runs(a: Mapping[Hashable, float], b: Mapping[Hashable, float]) -> RunTe
     x, y = np.array(list(a.values()), dtype=float), np.array(list(b.values()), dtype=float)
     if set(a) == set(b) and len(a) >= 2:
         d = np.array([a[k] - b[k] for k in a], dtype=float)
-        n, sd = len(d), float(np.std(d, ddof=1))
+        n, sd = len(d), spread(d)
         df, se = n - 1.0, sd / np.sqrt(n)
         paired_ = True
     elif len(x) >= 2 and len(y) >= 2:
-        va, vb = np.var(x, ddof=1) / len(x), np.var(y, ddof=1) / len(y)
+        va, vb = spread(x) ** 2 / len(x), spread(y) ** 2 / len(y)
         se = float(np.sqrt(va + vb))
         df = float((va + vb) ** 2 / (va**2 / (len(x) - 1) + vb**2 / (len(y) - 1))) if se > 0 else len(x) + len(y) - 2.0
-        sd = float(np.sqrt(np.var(x, ddof=1) + np.var(y, ddof=1)))
+        sd = float(np.sqrt(spread(x) ** 2 + spread(y) ** 2))
         paired_ = False
     else:
         raise ValueError(f"{len(x)} and {len(y)} run(s): a comparison over runs needs at least 2 in each group")
