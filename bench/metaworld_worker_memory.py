@@ -16,9 +16,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-SUITE = ["drawer-open-v3", "drawer-close-v3", "window-open-v3", "window-close-v3", "faucet-open-v3",
-         "faucet-close-v3", "door-lock-v3", "door-unlock-v3", "handle-press-v3", "handle-pull-v3",
-         "plate-slide-v3", "plate-slide-back-v3", "reach-v3", "push-v3", "button-press-topdown-v3", "pick-place-v3"]
+from mirror.config import load_config  # noqa: E402
+
+SUITE = list(load_config(ROOT / "configs/metaworld/mirror.yaml").data.tasks)  # the CPU default's 16 tasks
 
 
 def resident_mb() -> float:

@@ -92,10 +92,11 @@ def over_runs(a: Mapping[Hashable, float], b: Mapping[Hashable, float]) -> RunTe
         df, se = n - 1.0, sd / np.sqrt(n)
         paired_ = True
     elif len(x) >= 2 and len(y) >= 2:
-        va, vb = spread(x) ** 2 / len(x), spread(y) ** 2 / len(y)
+        sx, sy = spread(x), spread(y)
+        va, vb = sx**2 / len(x), sy**2 / len(y)
         se = float(np.sqrt(va + vb))
         df = float((va + vb) ** 2 / (va**2 / (len(x) - 1) + vb**2 / (len(y) - 1))) if se > 0 else len(x) + len(y) - 2.0
-        sd = float(np.sqrt(spread(x) ** 2 + spread(y) ** 2))
+        sd = float(np.sqrt(sx**2 + sy**2))
         paired_ = False
     else:
         raise ValueError(f"{len(x)} and {len(y)} run(s): a comparison over runs needs at least 2 in each group")
