@@ -140,6 +140,51 @@ def test_report_compares_two_arms_over_their_runs_as_scipy_does(cli, grid, tmp_p
     assert (out / "curves_mw-a.png").stat().st_size > 1000  # success against the step, mean over seeds, a band
 
 
+def test_secondary_measures_are_compared_over_runs_and_adjusted_over_themselves(cli, grid, tmp_path):
+    """Success told the paraphrases or the twins' instructions and recognition of part of each clip, each run's
+    value paired by seed as scipy does, Holm over those measures; the primary recognition is not repeated."""
+    rng = np.random.default_rng(1)
+    told = {arm: rng.uniform(30, 70, 3) + (8 if arm == "a" else 0) for arm in grid}
+    twin = {arm: rng.uniform(0, 20, 3) for arm in grid}
+    early = {arm: rng.uniform(0.3, 0.6, 3) for arm in grid}
+    for arm, runs in grid.items():
+        for i, run in enumerate(runs):
+            path = run / "eval" / "last" / "metrics.json"
+            data = json.loads(path.read_text())
+            data["metrics"]["recognition/instruction@0.25"] = early[arm][i]
+            path.write_text(json.dumps(data))
+            for kind, values in (("paraphrase", told), ("twin", twin)):
+                (run / "eval" / f"last_{kind}").mkdir(exist_ok=True)
+                (run / "eval" / f"last_{kind}" / "metrics.json").write_text(json.dumps(
+                    {"request": {"tasks": ["all"], "told": kind, "twin": kind == "twin"},
+                     "success": {"avg": {"mean": values[arm][i], "std": 0.0}}}))
+    out = tmp_path / "report"
+    code, _, err = cli("report", *map(str, grid["a"] + grid["b"]), "--compare", "mw-a", "mw-b", "--out", str(out))
+    assert code == 0, err
+    report = (out / "report.md").read_text()
+    assert "adjusted over these 3 measures" in report
+    names = ("success rate mean, told the held-out paraphrases (%)",
+             "success rate mean, told the twin task's instruction (%)",
+             "recognition top-1, instructions, first 25% of the clip (test)")
+    raw = [stats.ttest_rel(v["a"], v["b"]).pvalue for v in (told, twin, early)]
+    order = np.argsort(raw)
+    adjusted = np.empty(3)
+    adjusted[order] = np.maximum.accumulate([min(1.0, (3 - i) * raw[j]) for i, j in enumerate(order)])
+    for name, values, p, p_holm in zip(names, (told, twin, early), raw, adjusted, strict=True):
+        line = next(ln for ln in report.splitlines() if ln.startswith(f"| {name} | ") and ln.count("|") == 9)
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        digits = 1 if "(%)" in name else 3
+        d = values["a"] - values["b"]
+        half = stats.t.ppf(0.975, 2) * np.std(d, ddof=1) / np.sqrt(3)
+        assert cells[3] == f"{d.mean():+.{digits}f} [{d.mean() - half:+.{digits}f}, {d.mean() + half:+.{digits}f}]"
+        assert cells[4:6] == [f"{p:.3g}", f"{p_holm:.3g}"] and cells[7] == "3 / 3"
+        smallest = float(cells[6])
+        shift = smallest / (np.std(d, ddof=1) / np.sqrt(3))
+        assert stats.nct.sf(stats.t.ppf(0.975, 2), 2, shift) == pytest.approx(0.8, abs=0.01)
+    assert not any(ln.startswith("| recognition top-1, instructions, first 100%") and ln.count("|") == 9
+                   for ln in report.splitlines())
+
+
 def scenes_at(rate: float) -> list[list[bool]]:
     """25 scenes, the first `rate` of them succeeding in both repeats."""
     return [[s < round(25 * rate)] * 2 for s in range(25)]

@@ -1,18 +1,31 @@
 """Two groups of runs compared with the training run as the unit: each run's success on the test scenes and
 recognition of the test clips, per task and averaged over tasks (`stats.compare_groups`), with the power of
-the design; the Markdown section and the difference charts of `mirror report --compare`."""
+the design; then the secondary measures (success told other instructions, recognition of part of each clip or
+of the paraphrases); the Markdown section and the difference charts of `mirror report --compare`."""
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from mirror.analysis.runs import Item, RunRecord, recognition
-from mirror.analysis.stats import ALPHA, POWER, RunTest, TaskTest, compare_groups, detectable, runs_needed
+from mirror.analysis.runs import TOLD, Item, RunRecord, clip_measure, recognition
+from mirror.analysis.stats import (
+    ALPHA,
+    POWER,
+    RunTest,
+    TaskTest,
+    compare_groups,
+    detectable,
+    holm,
+    over_runs,
+    runs_needed,
+)
 from mirror.analysis.tables import table
 from mirror.errors import MirrorError
 from mirror.plots import difference_chart
@@ -34,12 +47,20 @@ def run_values(record: RunRecord, measure: str) -> dict[str, float]:
     return task_means(record.clips) if record.clips else {t: v for t, v in recognition(record).items() if t != "avg"}
 
 
-def by_seed(runs: list[RunRecord], measure: str) -> dict:
+def secondary_values(record: RunRecord) -> dict[str, float]:
+    """A run's measures on the test scenes and clips beside the two compared per task: mean success told the
+    held-out paraphrases or the twin tasks' instructions, recognition of part of each clip or of the paraphrases."""
+    primary = clip_measure("instruction", 1.0)
+    return {k: v for k, v in record.summary.items()
+            if k in TOLD.values() or (k.startswith("recognition top-1, ") and k.endswith("(test)") and k != primary)}
+
+
+def by_seed(runs: list[RunRecord], values: Callable[[RunRecord], dict[str, float]]) -> dict:
     """Each run's values keyed by its seed; by its own name where seeds are missing or repeated, so that such
     runs are never paired (by position or otherwise) with another group's."""
     seeds = [r.config.get("seed") for r in runs]
     keys = seeds if None not in seeds and len(set(seeds)) == len(seeds) else [r.name for r in runs]
-    return {k: v for k, r in zip(keys, runs, strict=True) if (v := run_values(r, measure))}
+    return {k: v for k, r in zip(keys, runs, strict=True) if (v := values(r))}
 
 
 @dataclass
@@ -53,10 +74,46 @@ def compare(a: list[RunRecord], b: list[RunRecord]) -> list[Comparison]:
     """Success and recognition of two groups, over their runs (see `stats.compare_groups`)."""
     out = []
     for measure in ("success (%)", "recognition top-1 (%)"):
-        left, right = by_seed(a, measure), by_seed(b, measure)
+        left, right = by_seed(a, partial(run_values, measure=measure)), by_seed(b, partial(run_values, measure=measure))
         if len(left) >= 2 and len(right) >= 2 and (rows := compare_groups(left, right)):
             out.append(Comparison(measure, rows, sorted(left, key=str)))
     return out
+
+
+@dataclass
+class Secondary:
+    measure: str
+    test: RunTest
+    p_holm: float  # adjusted over the secondary measures of the comparison
+
+
+def compare_secondary(a: list[RunRecord], b: list[RunRecord]) -> list[Secondary]:
+    """Each secondary measure (`secondary_values`) that both groups have on 2 runs or more, over runs as the
+    primary ones are; p-values adjusted over these measures (Holm)."""
+    left, right = by_seed(a, secondary_values), by_seed(b, secondary_values)
+    tests = []
+    for measure in dict.fromkeys(m for values in left.values() for m in values):
+        x = {k: v[measure] for k, v in left.items() if measure in v}
+        y = {k: v[measure] for k, v in right.items() if measure in v}
+        if len(x) >= 2 and len(y) >= 2:
+            tests.append((measure, over_runs(x, y)))
+    adjusted = holm([t.p for _, t in tests]) if tests else []
+    return [Secondary(m, t, p) for (m, t), p in zip(tests, adjusted, strict=True)]
+
+
+def secondary_table(name_a: str, name_b: str, rows: list[Secondary]) -> str:
+    """The secondary measures' comparisons with the difference each design finds with 80% power."""
+    head = ["measure", name_a, name_b, f"{name_a} - {name_b} [95% CI]", "p", "p (Holm)",
+            f"found with {POWER:.0%} power", "runs"]
+    lines = []
+    for row in rows:
+        t, digits = row.test, 1 if "(%)" in row.measure else 3
+        smallest = detectable(t.sd, min(t.n_a, t.n_b), t.paired)
+        lines.append([row.measure, f"{t.mean_a:.{digits}f}", f"{t.mean_b:.{digits}f}",
+                      f"{t.diff.mean:+.{digits}f} [{t.diff.lo:+.{digits}f}, {t.diff.hi:+.{digits}f}]", _p(t.p),
+                      _p(row.p_holm), "n/a (no spread)" if np.isnan(smallest) else f"{smallest:.{digits}f}",
+                      f"{t.n_a} / {t.n_b}"])
+    return table(head, lines)
 
 
 def power_note(measure: str, test: RunTest) -> str:
@@ -117,6 +174,10 @@ def comparison_section(name_a: str, name_b: str, a: list[RunRecord], b: list[Run
         parts.append("Test episodes lost to errors, left out of the rates: "
                      + ", ".join(f"{name} {n}" for name, n in dropped.items()) + ".")
     parts += [power_note(c.measure, c.rows[0].test) for c in comparisons]
+    if secondary := compare_secondary(a, b):
+        parts += [f"Secondary measures of the test scenes and clips, each run's value compared the same way; p "
+                  f"(Holm) adjusted over these {len(secondary)} measures (recognition as a fraction of the clips):",
+                  secondary_table(name_a, name_b, secondary)]
     for c in comparisons:
         chosen = {row.task: row.test.diff for row in c.rows}
         slug = re.sub(r"[^a-z0-9]+", "_", f"{name_a}_vs_{name_b}_{c.measure.split(' ')[0]}".lower())

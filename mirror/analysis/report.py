@@ -9,7 +9,9 @@ and comparisons of two groups of runs with the run as the unit, as Markdown and 
   the t-based 95% interval of the mean;
 - `--compare A B` (groups by name): A - B on success and on recognition, on each run's mean over tasks and
   per task, with the training run as the unit (`stats.compare_groups`: paired by seed, else Welch's t; per-task
-  p-values also Holm-adjusted), and the smallest difference the design detects;
+  p-values also Holm-adjusted), and the smallest difference the design detects; then the secondary measures
+  (success told the paraphrases or the twins' instructions, recognition of part of each clip or of the
+  paraphrases) the same way, Holm-adjusted over them;
 - twins: success with each episode's own instruction against its twin task's (`mirror eval --twin`).
 
 A run contributes whatever it has (`runs.read_run`): the full evaluation of its latest checkpoint step

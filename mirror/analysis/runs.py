@@ -202,18 +202,29 @@ def read_run(path: str | Path, named: str | None = None) -> RunRecord:
     return record
 
 
+TOLD = {"paraphrase": "success rate mean, told the held-out paraphrases (%)",
+        "twin": "success rate mean, told the twin task's instruction (%)"}
+
+
+def clip_measure(kind: str, span: float) -> str:
+    """The name of a run's recognition top-1 of its test clips told `kind` (instruction, paraphrase) after the
+    first `span` of each clip."""
+    return f"recognition top-1, {kind}s, first {span:.0%} of the clip (test)"
+
+
 def headline(record: RunRecord) -> dict[str, float]:
     """What runs are compared by over seeds: success on the test scenes (mean over tasks, then per task),
     recognition of the test clips (instructions at each clip span, paraphrases) or of the validation clips,
-    success told the paraphrases, and alignment Recall@1 on the validation data."""
+    success told the paraphrases and the twins' instructions, and alignment Recall@1 on the validation data."""
     out = {f"success rate {'mean' if task == 'avg' else task} (%)": mean
            for task, (mean, _) in sorted(record.success.items(), key=lambda item: item[0] != "avg")}
-    if "avg" in record.paraphrase:
-        out["success rate mean, told the held-out paraphrases (%)"] = record.paraphrase["avg"]
+    for kind, told in (("paraphrase", record.paraphrase), ("twin", record.twin)):
+        if "avg" in told:
+            out[TOLD[kind]] = told["avg"]
     for key, value in record.metrics.items():
         if key.startswith("recognition/") and key.count("/") == 1:
             kind, span = key.removeprefix("recognition/").split("@")
-            out[f"recognition top-1, {kind}s, first {float(span):.0%} of the clip (test)"] = value
+            out[clip_measure(kind, float(span))] = value
     for key, name in HEADLINE.items():
         if key in record.metrics:
             out[name] = record.metrics[key]
