@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mirror.analysis.runs import TOLD, Item, RunRecord, clip_measure, recognition
+from mirror.analysis.runs import Item, RunRecord, clip_measure, recognition, test_measures
 from mirror.analysis.stats import (
     ALPHA,
     POWER,
@@ -50,9 +50,9 @@ def run_values(record: RunRecord, measure: str) -> dict[str, float]:
 def secondary_values(record: RunRecord) -> dict[str, float]:
     """A run's measures on the test scenes and clips beside the two compared per task: mean success told the
     held-out paraphrases or the twin tasks' instructions, recognition of part of each clip or of the paraphrases."""
-    primary = clip_measure("instruction", 1.0)
-    return {k: v for k, v in record.summary.items()
-            if k in TOLD.values() or (k.startswith("recognition top-1, ") and k.endswith("(test)") and k != primary)}
+    measures = test_measures(record)
+    measures.pop(clip_measure("instruction", 1.0), None)  # compared per task already
+    return measures
 
 
 def by_seed(runs: list[RunRecord], values: Callable[[RunRecord], dict[str, float]]) -> dict:
@@ -74,7 +74,8 @@ def compare(a: list[RunRecord], b: list[RunRecord]) -> list[Comparison]:
     """Success and recognition of two groups, over their runs (see `stats.compare_groups`)."""
     out = []
     for measure in ("success (%)", "recognition top-1 (%)"):
-        left, right = by_seed(a, partial(run_values, measure=measure)), by_seed(b, partial(run_values, measure=measure))
+        values = partial(run_values, measure=measure)
+        left, right = by_seed(a, values), by_seed(b, values)
         if len(left) >= 2 and len(right) >= 2 and (rows := compare_groups(left, right)):
             out.append(Comparison(measure, rows, sorted(left, key=str)))
     return out
@@ -97,8 +98,7 @@ def compare_secondary(a: list[RunRecord], b: list[RunRecord]) -> list[Secondary]
         y = {k: v[measure] for k, v in right.items() if measure in v}
         if len(x) >= 2 and len(y) >= 2:
             tests.append((measure, over_runs(x, y)))
-    adjusted = holm([t.p for _, t in tests]) if tests else []
-    return [Secondary(m, t, p) for (m, t), p in zip(tests, adjusted, strict=True)]
+    return [Secondary(m, t, p) for (m, t), p in zip(tests, holm([t.p for _, t in tests]), strict=True)]
 
 
 def secondary_table(name_a: str, name_b: str, rows: list[Secondary]) -> str:

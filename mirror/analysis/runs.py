@@ -212,19 +212,24 @@ def clip_measure(kind: str, span: float) -> str:
     return f"recognition top-1, {kind}s, first {span:.0%} of the clip (test)"
 
 
-def headline(record: RunRecord) -> dict[str, float]:
-    """What runs are compared by over seeds: success on the test scenes (mean over tasks, then per task),
-    recognition of the test clips (instructions at each clip span, paraphrases) or of the validation clips,
-    success told the paraphrases and the twins' instructions, and alignment Recall@1 on the validation data."""
-    out = {f"success rate {'mean' if task == 'avg' else task} (%)": mean
-           for task, (mean, _) in sorted(record.success.items(), key=lambda item: item[0] != "avg")}
-    for kind, told in (("paraphrase", record.paraphrase), ("twin", record.twin)):
-        if "avg" in told:
-            out[TOLD[kind]] = told["avg"]
+def test_measures(record: RunRecord) -> dict[str, float]:
+    """A run's mean success told the paraphrases or the twins' instructions, and its recognition of the test
+    clips (instructions at each clip span, paraphrases)."""
+    out = {TOLD[kind]: told["avg"] for kind, told in (("paraphrase", record.paraphrase), ("twin", record.twin))
+           if "avg" in told}
     for key, value in record.metrics.items():
         if key.startswith("recognition/") and key.count("/") == 1:
             kind, span = key.removeprefix("recognition/").split("@")
             out[clip_measure(kind, float(span))] = value
+    return out
+
+
+def headline(record: RunRecord) -> dict[str, float]:
+    """What runs are compared by over seeds: success on the test scenes (mean over tasks, then per task), the
+    `test_measures`, recognition of the validation clips and alignment Recall@1 on the validation data."""
+    out = {f"success rate {'mean' if task == 'avg' else task} (%)": mean
+           for task, (mean, _) in sorted(record.success.items(), key=lambda item: item[0] != "avg")}
+    out.update(test_measures(record))
     for key, name in HEADLINE.items():
         if key in record.metrics:
             out[name] = record.metrics[key]
